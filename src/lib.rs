@@ -1,0 +1,6 @@
+//! gmm-stream: a streaming Gaussian-mixture estimator.
+//!
+//! [`model`] holds the mathematics (pure numerics); the other modules are the thin
+//! layers that move points in and models out.
+
+pub mod model;

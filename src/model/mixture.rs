@@ -1,0 +1,264 @@
+//! The Gaussian mixture `p(x) = Σ_k π_k N(x | μ_k, Σ_k)`: parameters, densities,
+//! prediction and sampling.
+
+use nalgebra::{DMatrix, DVector};
+use rand::Rng;
+use rand_distr::weighted::WeightedIndex;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::covariance::{CovarianceType, Covariances, Factors, PrecisionCholesky};
+use super::error::{ModelError, Result};
+use super::estep::{EvalRequest, Evaluation};
+use super::linalg::Points;
+
+/// How far the weights may sum from 1 before they are refused rather than renormalised.
+const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
+
+/// A validated Gaussian mixture with its precision Cholesky factors precomputed.
+#[derive(Clone, Debug)]
+pub struct GaussianMixture {
+    weights: DVector<f64>,
+    /// d×K, column k is μ_k.
+    means: DMatrix<f64>,
+    covariances: Covariances,
+    pub(crate) precision: PrecisionCholesky,
+    /// `ln π_k − ½ d ln 2π + Σ ln diag(L_k⁻¹)`: everything in `ln π_k N(x|k)` but the
+    /// quadratic form.
+    pub(crate) log_norm: DVector<f64>,
+    /// Tied only: a centre c and `L⁻¹ (μ_k − c)`, so the E-step applies `L⁻¹` once per
+    /// point rather than once per point and component.
+    pub(crate) tied_centre: DVector<f64>,
+    pub(crate) tied_offsets: DMatrix<f64>,
+}
+
+impl PartialEq for GaussianMixture {
+    fn eq(&self, other: &Self) -> bool {
+        self.weights == other.weights
+            && self.means == other.means
+            && self.covariances == other.covariances
+    }
+}
+
+impl GaussianMixture {
+    /// Builds a mixture from weights (K), means (d×K, a column per component) and
+    /// covariances, refusing anything that is not a valid mixture: negative weights or
+    /// weights that do not sum to 1 (within 1e-6; they are then renormalised), shapes
+    /// that disagree, non-finite values, covariances that are not symmetric positive
+    /// definite.
+    pub fn new(
+        weights: DVector<f64>,
+        means: DMatrix<f64>,
+        covariances: Covariances,
+    ) -> Result<Self> {
+        let (d, k) = means.shape();
+        if k == 0 || d == 0 {
+            return Err(ModelError::InvalidShape(format!(
+                "a mixture needs at least one component and one feature (got K = {k}, d = {d})"
+            )));
+        }
+        if weights.len() != k {
+            return Err(ModelError::InvalidShape(format!(
+                "{} weights for {k} components",
+                weights.len()
+            )));
+        }
+        if !weights.iter().all(|w| w.is_finite()) {
+            return Err(ModelError::NonFinite {
+                what: "weights".into(),
+            });
+        }
+        if let Some(i) = weights.iter().position(|&w| w < 0.0) {
+            return Err(ModelError::InvalidWeights(format!(
+                "weight {i} is negative ({})",
+                weights[i]
+            )));
+        }
+        let total = weights.sum();
+        if (total - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+            return Err(ModelError::InvalidWeights(format!(
+                "weights sum to {total}, not 1"
+            )));
+        }
+        if !means.iter().all(|x| x.is_finite()) {
+            return Err(ModelError::NonFinite {
+                what: "means".into(),
+            });
+        }
+        covariances.check_shape(k, d)?;
+        let precision = PrecisionCholesky::new(&covariances, k, d)?;
+        Ok(Self::assemble(
+            weights / total,
+            means,
+            covariances,
+            precision,
+        ))
+    }
+
+    fn assemble(
+        weights: DVector<f64>,
+        means: DMatrix<f64>,
+        covariances: Covariances,
+        precision: PrecisionCholesky,
+    ) -> Self {
+        let d = means.nrows();
+        let half_log_2pi = 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln();
+        let log_norm = DVector::from_fn(weights.len(), |k, _| {
+            weights[k].ln() - half_log_2pi + precision.log_det[k]
+        });
+        let (tied_centre, tied_offsets) = match &precision.factors {
+            Factors::Tied(inv) => {
+                let centre = means.column_mean();
+                let mut offsets = means.clone();
+                for mut col in offsets.column_iter_mut() {
+                    col -= &centre;
+                }
+                (centre, inv * offsets)
+            }
+            _ => (DVector::zeros(0), DMatrix::zeros(0, 0)),
+        };
+        Self {
+            weights,
+            means,
+            covariances,
+            precision,
+            log_norm,
+            tied_centre,
+            tied_offsets,
+        }
+    }
+
+    pub fn n_components(&self) -> usize {
+        self.weights.len()
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.means.nrows()
+    }
+
+    pub fn covariance_type(&self) -> CovarianceType {
+        self.covariances.covariance_type()
+    }
+
+    /// π, summing to 1.
+    pub fn weights(&self) -> &DVector<f64> {
+        &self.weights
+    }
+
+    /// d×K, column k is μ_k.
+    pub fn means(&self) -> &DMatrix<f64> {
+        &self.means
+    }
+
+    pub fn covariances(&self) -> &Covariances {
+        &self.covariances
+    }
+
+    /// Free parameters (scikit-learn's `_n_parameters`), for BIC and AIC.
+    pub fn n_parameters(&self) -> usize {
+        let (k, d) = (self.n_components(), self.n_features());
+        self.covariance_type().n_parameters(k, d) + k * d + k - 1
+    }
+
+    pub(crate) fn check_points(&self, x: Points<'_>) -> Result<()> {
+        if x.nrows() != self.n_features() {
+            return Err(ModelError::DimensionMismatch {
+                expected: self.n_features(),
+                got: x.nrows(),
+            });
+        }
+        if !x.iter().all(|v| v.is_finite()) {
+            return Err(ModelError::NonFinite {
+                what: "the points".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `ln p(x)` of every point (scikit-learn's `score_samples`).
+    pub fn score_samples(&self, x: Points<'_>) -> Result<Vec<f64>> {
+        Ok(self.evaluate(x, EvalRequest::LOG_DENSITY)?.log_density)
+    }
+
+    /// Mean log-likelihood per point (scikit-learn's `score`).
+    pub fn score(&self, x: Points<'_>) -> Result<f64> {
+        if x.ncols() == 0 {
+            return Err(ModelError::Empty);
+        }
+        Ok(self
+            .evaluate(x, EvalRequest::NOTHING)?
+            .mean_log_likelihood())
+    }
+
+    /// Responsibilities `γ_jk` as a K×n matrix (column j sums to 1).
+    pub fn predict_proba(&self, x: Points<'_>) -> Result<DMatrix<f64>> {
+        Ok(self
+            .evaluate(x, EvalRequest::RESPONSIBILITIES)?
+            .responsibilities)
+    }
+
+    /// The most responsible component of every point.
+    pub fn predict(&self, x: Points<'_>) -> Result<Vec<usize>> {
+        let resp = self.predict_proba(x)?;
+        Ok(resp.column_iter().map(|c| c.imax()).collect())
+    }
+
+    /// Bayesian information criterion on `x` (lower is better).
+    pub fn bic(&self, x: Points<'_>) -> Result<f64> {
+        let total = self.evaluate(x, EvalRequest::NOTHING)?.log_likelihood;
+        Ok(-2.0 * total + self.n_parameters() as f64 * (x.ncols() as f64).ln())
+    }
+
+    /// Akaike information criterion on `x` (lower is better).
+    pub fn aic(&self, x: Points<'_>) -> Result<f64> {
+        let total = self.evaluate(x, EvalRequest::NOTHING)?.log_likelihood;
+        Ok(-2.0 * total + 2.0 * self.n_parameters() as f64)
+    }
+
+    /// Draws n points: a d×n matrix and each point's component.
+    pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> (DMatrix<f64>, Vec<usize>) {
+        let d = self.n_features();
+        let factors: Vec<DMatrix<f64>> = (0..self.n_components())
+            .map(|k| self.covariance_factor(k))
+            .collect();
+        // Weights were validated: non-negative, finite, summing to 1.
+        let chooser = WeightedIndex::new(self.weights.iter().copied());
+        let mut x = DMatrix::zeros(d, n);
+        let mut labels = Vec::with_capacity(n);
+        for j in 0..n {
+            let k = match &chooser {
+                Ok(c) => c.sample(rng),
+                Err(_) => 0,
+            };
+            let z = DVector::from_fn(d, |_, _| StandardNormal.sample(rng));
+            let point = self.means.column(k) + &factors[k] * z;
+            x.set_column(j, &point);
+            labels.push(k);
+        }
+        (x, labels)
+    }
+
+    /// A matrix A with A Aᵀ = Σ_k, for sampling.
+    fn covariance_factor(&self, k: usize) -> DMatrix<f64> {
+        match &self.precision.factors {
+            Factors::Full(inv) => lower_inverse(&inv[k]),
+            Factors::Tied(inv) => lower_inverse(inv),
+            Factors::Diag(p) => DMatrix::from_diagonal(&p.column(k).map(|v| 1.0 / v)),
+            Factors::Spherical(p) => DMatrix::identity(self.n_features(), self.n_features()) / p[k],
+        }
+    }
+
+    /// Evaluates the mixture on points: log-likelihood always, and on request each
+    /// point's log-density, its responsibilities and the sufficient statistics that
+    /// the responsibilities weight. See [`super::estep`].
+    pub fn evaluate(&self, x: Points<'_>, request: EvalRequest) -> Result<Evaluation> {
+        self.check_points(x)?;
+        Ok(super::estep::evaluate(self, x, request))
+    }
+}
+
+/// Inverts a lower-triangular L⁻¹ back to L (exact enough for sampling).
+fn lower_inverse(inv: &DMatrix<f64>) -> DMatrix<f64> {
+    let d = inv.nrows();
+    inv.solve_lower_triangular(&DMatrix::identity(d, d))
+        .unwrap_or_else(|| DMatrix::identity(d, d))
+}

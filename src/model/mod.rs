@@ -1,0 +1,26 @@
+//! The numerical core: Gaussian mixtures, their sufficient statistics, batch EM and
+//! online EM. Pure computation: no I/O, no async, no clocks (time enters as an
+//! argument), so it can be read, tested and benchmarked on its own.
+//!
+//! Conventions: points are the columns of a d×n matrix ([`Points`]); K is the
+//! number of components; responsibilities are K×n.
+
+mod covariance;
+mod em;
+mod error;
+mod estep;
+mod init;
+mod linalg;
+mod mixture;
+mod mstep;
+mod stats;
+
+pub use covariance::{CovarianceType, Covariances};
+pub use em::{em_step, fit, EmSettings, FitReport, Iteration, Start};
+pub use error::{ModelError, Result};
+pub use estep::{EvalRequest, Evaluation};
+pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions, KMeansResult};
+pub use linalg::{points_from_rows, Points};
+pub use mixture::GaussianMixture;
+pub use mstep::{m_step, Prior};
+pub use stats::{Scatter, SufficientStats};
