@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{invalid, Result};
+use super::error::{finite_above, finite_at_least, invalid, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DriftSettings {
@@ -45,16 +45,16 @@ impl Default for DriftSettings {
 
 impl DriftSettings {
     pub fn check(&self) -> Result<()> {
-        if !(self.threshold > 0.0) {
-            return Err(invalid("drift.threshold", "must be > 0"));
+        if !finite_above(self.threshold, 0.0) {
+            return Err(invalid("drift.threshold", "must be a finite number > 0"));
         }
-        if !(self.min_drop >= 0.0) {
-            return Err(invalid("drift.min_drop", "must be >= 0"));
+        if !finite_at_least(self.min_drop, 0.0) {
+            return Err(invalid("drift.min_drop", "must be a finite number >= 0"));
         }
-        if !(self.speedup >= 1.0) || !self.speedup.is_finite() {
+        if !finite_at_least(self.speedup, 1.0) {
             return Err(invalid("drift.speedup", "must be a finite number >= 1"));
         }
-        if !(self.recovery >= 0.0) || !self.recovery.is_finite() {
+        if !finite_at_least(self.recovery, 0.0) {
             return Err(invalid("drift.recovery", "must be a finite number >= 0"));
         }
         if self.baseline_batches < 2 {

@@ -116,9 +116,9 @@ mod tests {
             let mean = DVector::from_fn(d, |i, _| 0.05 * i as f64);
             let got = weighted_scatter(x, &r, &mean, &mut Vec::new());
             let mut want = DMatrix::zeros(d, d);
-            for j in 0..b {
+            for (j, rj) in r.iter().enumerate() {
                 let c = x.column(j) - &mean;
-                want += r[j] * &c * c.transpose();
+                want += *rj * &c * c.transpose();
             }
             assert!((got - want).norm() < 1e-12, "d = {d}");
         }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::covariance::{CovarianceType, Covariances};
 use super::drift::{DriftSettings, DriftState};
 use super::em::{fit, EmSettings, Start};
-use super::error::{invalid, ModelError, Result};
+use super::error::{finite_at_least, invalid, ModelError, Result};
 use super::estep::{EvalRequest, Evaluation};
 use super::init::InitMethod;
 use super::linalg::{points_from_rows, Points};
@@ -69,7 +69,7 @@ impl OnlineSettings {
         if self.n_components == 0 {
             return Err(invalid("components", "must be at least 1"));
         }
-        if !(self.reg_covar >= 0.0) || !self.reg_covar.is_finite() {
+        if !finite_at_least(self.reg_covar, 0.0) {
             return Err(invalid("reg_covar", "must be a finite number >= 0"));
         }
         if self.warmup_points < self.n_components {

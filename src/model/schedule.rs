@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-use super::error::{invalid, ModelError, Result};
+use super::error::{finite_above, finite_at_least, invalid, ModelError, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -73,15 +73,17 @@ impl Schedule {
         match *self {
             Self::Decay {
                 half_life: Some(h), ..
-            } if !(h > 0.0) || !h.is_finite() => Err(invalid(
+            } if !finite_above(h, 0.0) => Err(invalid(
                 "half_life",
                 format!("must be a finite number > 0 (or absent, never forgetting), got {h}"),
             )),
-            Self::Stepwise { alpha, .. } if !(alpha > 0.5 && alpha <= 1.0) => Err(invalid(
-                "stepwise_alpha",
-                format!("must be in (0.5, 1], got {alpha}"),
-            )),
-            Self::Stepwise { t0, .. } if !(t0 >= 0.0) || !t0.is_finite() => Err(invalid(
+            Self::Stepwise { alpha, .. } if !(finite_above(alpha, 0.5) && alpha <= 1.0) => {
+                Err(invalid(
+                    "stepwise_alpha",
+                    format!("must be in (0.5, 1], got {alpha}"),
+                ))
+            }
+            Self::Stepwise { t0, .. } if !finite_at_least(t0, 0.0) => Err(invalid(
                 "stepwise_t0",
                 format!("must be a finite number >= 0, got {t0}"),
             )),
