@@ -127,6 +127,11 @@ impl DriftState {
         self.recovering = (self.recovering - half_lives).max(0.0);
     }
 
+    /// Ends a recovery early (the model was rebuilt for the new regime).
+    pub fn end_recovery(&mut self) {
+        self.recovering = 0.0;
+    }
+
     /// The baseline level (mean log-likelihood per point of recent batches).
     pub fn baseline(&self) -> Option<f64> {
         (self.baseline_count > 0).then_some(self.baseline_mean)

@@ -161,7 +161,7 @@ pub fn fit(
                     *method,
                     &mut rng,
                 )?;
-                m_step(&stats, settings.reg_covar, None, None)?
+                m_step(&stats, settings.reg_covar, settings.prior.as_ref(), None)?
             }
         };
         let run = run_em(start, x, settings, init, progress)?;

@@ -104,6 +104,10 @@ pub struct OnlineState {
     pub points_seen: u64,
     pub model_version: u64,
     pub reseeds: u64,
+    /// Row-major points collected since a detected change, for a fresh fit.
+    pub rebuild: Option<Vec<f64>>,
+    /// Times a fresh fit replaced the model after a change.
+    pub rebuilds: u64,
 }
 
 impl OnlineState {
@@ -123,6 +127,8 @@ impl OnlineState {
             points_seen: 0,
             model_version: 0,
             reseeds: 0,
+            rebuild: None,
+            rebuilds: 0,
         }
     }
 }
@@ -148,6 +154,17 @@ pub struct BatchOutcome {
     pub change_detected: bool,
     /// Components re-seeded after this batch.
     pub reseeded: Vec<usize>,
+    /// A fresh fit on the points since a detected change replaced the model.
+    pub rebuilt: bool,
+}
+
+struct FreshFit {
+    model: GaussianMixture,
+    stats: SufficientStats,
+    prior: Option<Prior>,
+    /// The fitted points under the model before its last M-step.
+    evaluation: Evaluation,
+    n_iter: u64,
 }
 
 pub struct OnlineEm {
@@ -324,8 +341,30 @@ impl OnlineEm {
     }
 
     fn initialise(&mut self, buffer: &[f64], d: usize) -> Result<BatchOutcome> {
-        let s = &self.settings;
         let x = points_from_rows(buffer, d)?;
+        let fresh = self.fresh_fit(x)?;
+        let n = x.ncols() as u64;
+        let scored_version = fresh.n_iter;
+        self.state.prior = fresh.prior;
+        self.state.stats = Some(fresh.stats);
+        self.state.points_seen = n;
+        self.state.model_version = scored_version + 1;
+        self.state.batches = 1;
+        self.model = Some(fresh.model);
+        Ok(BatchOutcome {
+            scored: Some(Scored {
+                model_version: scored_version,
+                evaluation: fresh.evaluation,
+            }),
+            updated: true,
+            ..BatchOutcome::default()
+        })
+    }
+
+    /// k-means++ seeds, Lloyd and a few batch EM iterations on `x`; then the
+    /// statistics of `x` under that model, and the model one M-step on.
+    fn fresh_fit(&self, x: Points<'_>) -> Result<FreshFit> {
+        let s = &self.settings;
         let prior = if s.map_prior {
             Some(Prior::from_data(x, s.n_components, s.covariance_type)?)
         } else {
@@ -345,26 +384,18 @@ impl OnlineEm {
         let report = fit(x, &em, &mut |_| {})?;
         let mut evaluation = report.model.evaluate(x, EvalRequest::ALL)?;
         let mut stats = evaluation.stats.take().ok_or(ModelError::Empty)?;
+        let n = x.ncols() as f64;
         if matches!(s.schedule, Schedule::Stepwise { .. }) {
             // Stepwise statistics are per-point averages.
-            stats.scale(1.0 / x.ncols() as f64);
+            stats.scale(1.0 / n);
         }
-        let n = x.ncols() as u64;
-        let model = self.m_step(&stats, prior.as_ref(), &report.model, n as f64)?;
-        let scored_version = report.n_iter as u64;
-        self.state.prior = prior;
-        self.state.stats = Some(stats);
-        self.state.points_seen = n;
-        self.state.model_version = scored_version + 1;
-        self.state.batches = 1;
-        self.model = Some(model);
-        Ok(BatchOutcome {
-            scored: Some(Scored {
-                model_version: scored_version,
-                evaluation,
-            }),
-            updated: true,
-            ..BatchOutcome::default()
+        let model = self.m_step(&stats, prior.as_ref(), &report.model, n)?;
+        Ok(FreshFit {
+            model,
+            stats,
+            prior,
+            evaluation,
+            n_iter: report.n_iter as u64,
         })
     }
 
@@ -372,43 +403,42 @@ impl OnlineEm {
         let model = self.model.as_ref().ok_or(ModelError::Empty)?;
         let mut evaluation = model.evaluate(x, EvalRequest::ALL)?;
         let mut batch = evaluation.stats.take().ok_or(ModelError::Empty)?;
-        let mut stats = self.state.stats.clone().ok_or(ModelError::Empty)?;
         let mut drift = self.state.drift.clone();
         let (mean_ll, std_error) = mean_and_std_error(&evaluation.log_density);
         let change = drift.observe(&self.settings.drift, mean_ll, std_error);
         let n = x.ncols();
-        let mut step = self.state.step;
-        // `count`: how many points the statistics stand for, which sets a prior's
-        // relative strength (stepwise statistics are per-point averages).
-        let count = match self.settings.schedule {
-            Schedule::Decay { half_life, unit } => {
-                let speedup = drift.speedup(&self.settings.drift);
-                stats.scale(decay_factor(half_life, unit, n, elapsed_seconds, speedup));
-                if let Some(h) = half_life {
-                    drift.advance(elapsed(unit, n, elapsed_seconds) / h);
-                }
-                stats.merge(&batch)?;
-                stats.total_weight()
-            }
-            Schedule::Stepwise { alpha, .. } => {
-                if change {
-                    // Restart the steps: the next batches weigh as if the stream began.
-                    step = step.min(2.0);
-                }
-                let gamma = step.powf(-alpha).min(1.0);
-                stats.scale(1.0 - gamma);
-                batch.scale(gamma / n as f64);
-                stats.merge(&batch)?;
-                step += 1.0;
-                n as f64 / gamma
-            }
-        };
+        let forgotten = self.forget(n, elapsed_seconds, change, &mut drift)?;
+        let mut stats = forgotten.stats;
+        batch.scale(forgotten.batch_scale);
         let prior = self.state.prior.as_ref();
-        let mut next = self.m_step(&stats, prior, model, count)?;
-        let reseeded = self.reseed_withered(&mut stats, &next, x, &evaluation.log_density)?;
-        if !reseeded.is_empty() {
-            next = self.m_step(&stats, prior, &next, count)?;
+        let withered = self.withered(&stats, &batch);
+        let mut previous = model;
+        let reseeded_model;
+        if !withered.is_empty() {
+            // Re-seed before absorbing, and let the re-seeded components claim their
+            // points of this very batch: absorbed first, those points would stretch a
+            // neighbour that is then hard to shrink back.
+            self.reseed(&mut stats, &withered, model, x, &evaluation.log_density)?;
+            reseeded_model = self.m_step(
+                &stats,
+                prior,
+                model,
+                self.count(&stats, forgotten.stepwise_count),
+            )?;
+            let again = reseeded_model.evaluate(x, EvalRequest::STATS)?;
+            batch = again.stats.ok_or(ModelError::Empty)?;
+            batch.scale(forgotten.batch_scale);
+            previous = &reseeded_model;
         }
+        stats.merge(&batch)?;
+        let next = self.m_step(
+            &stats,
+            prior,
+            previous,
+            self.count(&stats, forgotten.stepwise_count),
+        )?;
+        let step = forgotten.step;
+        let reseeded = withered;
         // Commit only now: a failed step leaves the estimator as it was.
         let scored_version = self.state.model_version;
         self.state.stats = Some(stats);
@@ -419,6 +449,7 @@ impl OnlineEm {
         self.state.model_version += 1;
         self.state.reseeds += reseeded.len() as u64;
         self.model = Some(next);
+        let rebuilt = self.collect_for_rebuild(x, change)?;
         Ok(BatchOutcome {
             scored: Some(Scored {
                 model_version: scored_version,
@@ -427,7 +458,55 @@ impl OnlineEm {
             updated: true,
             change_detected: change,
             reseeded,
+            rebuilt,
         })
+    }
+
+    /// After a detected change, forgetting faster removes stale statistics but
+    /// cannot undo a wrong structure (one component stretched over two shifted
+    /// clusters, another stranded). So the points since the change are collected
+    /// and, once there are `warmup_points` of them, fitted afresh; the fresh model
+    /// replaces the running one if it explains those points better by more than its
+    /// in-sample optimism (AIC: one nat per free parameter). Returns true when it did.
+    fn collect_for_rebuild(&mut self, x: Points<'_>, change: bool) -> Result<bool> {
+        if change {
+            self.state.rebuild = Some(Vec::new());
+        }
+        let Some(buffer) = self.state.rebuild.as_mut() else {
+            return Ok(false);
+        };
+        buffer.extend(x.iter());
+        let d = x.nrows();
+        if buffer.len() / d < self.settings.warmup_points {
+            return Ok(false);
+        }
+        let buffer = self.state.rebuild.take().unwrap_or_default();
+        let points = points_from_rows(&buffer, d)?;
+        let Some(current) = self.model.as_ref() else {
+            return Ok(false);
+        };
+        // A fit that fails (degenerate points) just leaves the running model alone.
+        let Ok(fresh) = self.fresh_fit(points) else {
+            return Ok(false);
+        };
+        let n = points.ncols() as f64;
+        let penalty = fresh.model.n_parameters() as f64 / n;
+        let fresh_ll = fresh.evaluation.mean_log_likelihood() - penalty;
+        if fresh_ll <= current.score(points)? {
+            return Ok(false);
+        }
+        if let Schedule::Stepwise { .. } = self.settings.schedule {
+            // The fresh statistics stand for the buffer: continue as if the stream
+            // had started with it.
+            self.state.step = 1.0 + n / x.ncols() as f64;
+        }
+        self.state.prior = fresh.prior;
+        self.state.stats = Some(fresh.stats);
+        self.state.drift.end_recovery();
+        self.state.model_version += 1;
+        self.state.rebuilds += 1;
+        self.model = Some(fresh.model);
+        Ok(true)
     }
 
     fn m_step(
@@ -447,34 +526,138 @@ impl OnlineEm {
         }
     }
 
-    /// Re-seeds every component whose share of the weight fell below `min_weight` at
-    /// the batch's worst-explained points (lowest log-density first), with the
-    /// mixture's average covariance and a small weight. Deterministic.
-    fn reseed_withered(
+    /// Applies the schedule's forgetting to the statistics before a batch of `n`
+    /// points: the forgotten statistics, the factor the batch's statistics take,
+    /// and under stepwise the points the result stands for and the next step.
+    fn forget(
+        &self,
+        n: usize,
+        elapsed_seconds: f64,
+        change: bool,
+        drift: &mut DriftState,
+    ) -> Result<Forgotten> {
+        let mut stats = self.state.stats.clone().ok_or(ModelError::Empty)?;
+        let mut step = self.state.step;
+        let (batch_scale, stepwise_count) = match self.settings.schedule {
+            Schedule::Decay { half_life, unit } => {
+                let speedup = drift.speedup(&self.settings.drift);
+                stats.scale(decay_factor(half_life, unit, n, elapsed_seconds, speedup));
+                if let Some(h) = half_life {
+                    drift.advance(elapsed(unit, n, elapsed_seconds) / h);
+                }
+                (1.0, f64::NAN)
+            }
+            Schedule::Stepwise { alpha, .. } => {
+                if change {
+                    // Restart the steps: the next batches weigh as if the stream began.
+                    step = step.min(2.0);
+                }
+                let gamma = step.powf(-alpha).min(1.0);
+                stats.scale(1.0 - gamma);
+                step += 1.0;
+                (gamma / n as f64, n as f64 / gamma)
+            }
+        };
+        Ok(Forgotten {
+            stats,
+            batch_scale,
+            stepwise_count,
+            step,
+        })
+    }
+
+    /// How many points `stats` stand for, which sets a prior's relative strength:
+    /// their weight under decay; `n / γ` under stepwise, whose statistics are
+    /// per-point averages.
+    fn count(&self, stats: &SufficientStats, stepwise_count: f64) -> f64 {
+        match self.settings.schedule {
+            Schedule::Decay { .. } => stats.total_weight(),
+            Schedule::Stepwise { .. } => stepwise_count,
+        }
+    }
+
+    /// Components whose share of the weight, once the batch is absorbed, falls
+    /// below `min_weight`.
+    fn withered(&self, stats: &SufficientStats, batch: &SufficientStats) -> Vec<usize> {
+        let min = self.settings.min_weight;
+        let weights = stats.weights() + batch.weights();
+        let total = weights.sum();
+        if min == 0.0 || !(total > 0.0) || stats.total_weight() <= 0.0 {
+            return Vec::new();
+        }
+        (0..weights.len())
+            .filter(|&k| weights[k] < min * total)
+            .collect()
+    }
+
+    /// Re-seeds the `withered` components at the batch's worst-explained points,
+    /// spread apart (farthest-point choice among the worst 5 %), with the
+    /// covariance of a median-sized component and a small weight. Deterministic.
+    fn reseed(
         &self,
         stats: &mut SufficientStats,
+        withered: &[usize],
         model: &GaussianMixture,
         x: Points<'_>,
         log_density: &[f64],
-    ) -> Result<Vec<usize>> {
-        let total = stats.total_weight();
-        let withered: Vec<usize> = (0..stats.n_components())
-            .filter(|&k| stats.weights()[k] < self.settings.min_weight * total)
-            .collect();
-        if withered.is_empty() || self.settings.min_weight == 0.0 {
-            return Ok(Vec::new());
-        }
-        let mut worst: Vec<usize> = (0..log_density.len()).collect();
-        worst.sort_by(|&a, &b| log_density[a].total_cmp(&log_density[b]));
-        let weight = 4.0 * self.settings.min_weight * total;
-        let cov = average_covariance(model);
-        let mut reseeded = Vec::with_capacity(withered.len());
-        for (k, j) in withered.into_iter().zip(worst) {
+    ) -> Result<()> {
+        let seeds = spread_worst_points(x, log_density, withered.len());
+        let weight = 4.0 * self.settings.min_weight * stats.total_weight();
+        let cov = median_covariance(model, withered);
+        for (&k, j) in withered.iter().zip(seeds) {
             reset_component(stats, k, weight, &x.column(j).into_owned(), &cov)?;
-            reseeded.push(k);
         }
-        Ok(reseeded)
+        Ok(())
     }
+}
+
+struct Forgotten {
+    stats: SufficientStats,
+    batch_scale: f64,
+    /// `n / γ` (stepwise only).
+    stepwise_count: f64,
+    step: f64,
+}
+
+/// `count` indices of badly explained points, far from each other: the worst point,
+/// then repeatedly the candidate farthest from those chosen, among the worst 5 %.
+fn spread_worst_points(x: Points<'_>, log_density: &[f64], count: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..log_density.len()).collect();
+    order.sort_by(|&a, &b| log_density[a].total_cmp(&log_density[b]));
+    let pool = order.len().div_ceil(20).max(count).min(order.len());
+    let candidates = &order[..pool];
+    let mut chosen: Vec<usize> = candidates.first().copied().into_iter().collect();
+    let mut nearest: Vec<f64> = vec![f64::INFINITY; pool];
+    while chosen.len() < count.min(pool) {
+        let last = x.column(chosen[chosen.len() - 1]);
+        for (slot, &j) in nearest.iter_mut().zip(candidates) {
+            *slot = slot.min((x.column(j) - last).norm_squared());
+        }
+        let Some(next) = (0..pool).max_by(|&a, &b| nearest[a].total_cmp(&nearest[b])) else {
+            break;
+        };
+        chosen.push(candidates[next]);
+    }
+    chosen
+}
+
+/// The covariance of the component of median size (by trace) among those that
+/// did not wither: a typical cluster shape that one stretched component cannot
+/// inflate.
+fn median_covariance(model: &GaussianMixture, withered: &[usize]) -> DMatrix<f64> {
+    let d = model.n_features();
+    let mut alive: Vec<DMatrix<f64>> = (0..model.n_components())
+        .filter(|k| !withered.contains(k))
+        .map(|k| model.covariances().component_matrix(k, d))
+        .collect();
+    if alive.is_empty() {
+        alive = (0..model.n_components())
+            .map(|k| model.covariances().component_matrix(k, d))
+            .collect();
+    }
+    alive.sort_by(|a, b| a.trace().total_cmp(&b.trace()));
+    // The lower median: with two components, the smaller one.
+    alive.swap_remove((alive.len() - 1) / 2)
 }
 
 /// Mean of the values and the standard error of that mean.
@@ -483,16 +666,6 @@ fn mean_and_std_error(values: &[f64]) -> (f64, f64) {
     let mean = values.iter().sum::<f64>() / n;
     let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0).max(1.0);
     (mean, (var / n).sqrt())
-}
-
-/// `Σ_k π_k Σ_k`: the typical shape of a component.
-fn average_covariance(model: &GaussianMixture) -> DMatrix<f64> {
-    let d = model.n_features();
-    let mut avg = DMatrix::zeros(d, d);
-    for k in 0..model.n_components() {
-        avg += model.covariances().component_matrix(k, d) * model.weights()[k];
-    }
-    avg
 }
 
 /// Replaces component k's statistics by `weight` points with the given mean and
