@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::covariance::{CovarianceType, Covariances};
 use super::drift::{DriftSettings, DriftState};
 use super::em::{fit, EmSettings, Start};
-use super::error::{finite_at_least, invalid, ModelError, Result};
+use super::error::{finite_above, finite_at_least, invalid, ModelError, Result};
 use super::estep::{EvalRequest, Evaluation};
 use super::init::InitMethod;
 use super::linalg::{points_from_rows, Points};
@@ -582,7 +582,7 @@ impl OnlineEm {
         let min = self.settings.min_weight;
         let weights = stats.weights() + batch.weights();
         let total = weights.sum();
-        if min == 0.0 || !(total > 0.0) || stats.total_weight() <= 0.0 {
+        if min == 0.0 || !finite_above(total, 0.0) || stats.total_weight() <= 0.0 {
             return Vec::new();
         }
         (0..weights.len())
