@@ -7,7 +7,10 @@ mod format;
 mod read_all;
 pub mod records;
 
-pub use decode::{DecodeConfig, DecodeConfigError, Decoder, Reject, RejectReason};
+pub use decode::{DecodeConfig, DecodeConfigError, Decoder, Reject, RejectReason, MAX_DIM};
 pub use format::{Format, UnknownFormat};
 pub use read_all::{read_all, Dataset, ReadError};
 pub use records::{Framing, Location, Record, RecordReader, DEFAULT_MAX_RECORD_BYTES};
+
+#[cfg(test)]
+mod roundtrip_tests;

@@ -4,6 +4,21 @@
 //! columns it picked, and the dimension learned from the first accepted point.
 //! Points it accepts are appended row-major to a caller's `Vec<f64>`; every point it
 //! refuses (or record it cannot use at all) becomes a [`Reject`] with a reason.
+//!
+//! Rules worth knowing:
+//! - Every point: the configured or learned dimension, all coordinates finite
+//!   ("nan"/"inf" in text parse, then are rejected as non-finite). A rejected point
+//!   never fixes the dimension.
+//! - csv: fields are trimmed and may be quoted; blank lines are skipped. The first
+//!   non-blank line is a header when none of its fields is a number; it is consumed,
+//!   not rejected, and rows must then have its number of columns. `fields` pick
+//!   columns by exact (trimmed, unquoted) name and need a header. Unpicked columns
+//!   are not parsed, so they may hold text. A record holding several lines (a Kafka
+//!   message) gives one point per line.
+//! - json: `[]` is an empty block (no point, no reject); a block may mix arrays and
+//!   objects; an array is positional even when `fields` are configured. JSON has no
+//!   NaN, and a number that overflows f64 makes the whole record unparseable.
+//! - Binary: a record must hold one or more whole points.
 
 mod binary;
 mod csv;
@@ -25,8 +40,12 @@ pub use reject::{Reject, RejectReason};
 use self::binary::Float;
 use self::csv::CsvDecoder;
 use self::shape::Shape;
-use super::records::Framing;
+use super::records::{Framing, DEFAULT_MAX_RECORD_BYTES};
 use super::Format;
+
+/// Largest accepted `dim`: an f64 point of this size fills the default maximum
+/// record, and bounding it keeps binary record sizes far from overflow.
+pub const MAX_DIM: usize = DEFAULT_MAX_RECORD_BYTES / 8;
 
 /// What the input looks like: `source.format`, `source.dim`, `source.fields`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +79,9 @@ pub enum DecodeConfigError {
 
     #[error("`dim` must be at least 1")]
     ZeroDim,
+
+    #[error("`dim` is {0}, more than the supported maximum of {MAX_DIM}")]
+    DimTooLarge(usize),
 
     #[error("`fields` cannot be used with format {format}, whose points have no field names")]
     FieldsWithBinary { format: Format },
@@ -150,7 +172,7 @@ impl Decoder {
     pub fn framing(&self, points_per_record: NonZeroUsize) -> Framing {
         match self.codec {
             Codec::Binary { float, dim } => {
-                let bytes = points_per_record.get() * dim * float.width();
+                let bytes = points_per_record.get().saturating_mul(dim * float.width());
                 NonZeroUsize::new(bytes).map_or(Framing::Lines, Framing::Fixed)
             }
             Codec::Csv(_) | Codec::Json { .. } => Framing::Lines,
@@ -180,8 +202,10 @@ impl Decoder {
 
 fn validate(config: &DecodeConfig) -> Result<(), DecodeConfigError> {
     let format = config.format;
-    if config.dim == Some(0) {
-        return Err(DecodeConfigError::ZeroDim);
+    match config.dim {
+        Some(0) => return Err(DecodeConfigError::ZeroDim),
+        Some(dim) if dim > MAX_DIM => return Err(DecodeConfigError::DimTooLarge(dim)),
+        _ => {}
     }
     if format.is_binary() && config.fields.is_some() {
         return Err(DecodeConfigError::FieldsWithBinary { format });

@@ -68,6 +68,15 @@ mod config {
             DecodeConfigError::ZeroDim
         );
         assert_eq!(
+            error(Format::F64le, Some(MAX_DIM + 1), None),
+            DecodeConfigError::DimTooLarge(MAX_DIM + 1)
+        );
+        let largest = DecodeConfig {
+            dim: Some(MAX_DIM),
+            ..DecodeConfig::new(Format::F64le)
+        };
+        assert!(Decoder::new(largest).is_ok());
+        assert_eq!(
             error(Format::Json, None, Some(&[])),
             DecodeConfigError::EmptyFields
         );
