@@ -57,9 +57,10 @@ pub struct Reject {
     pub reason: RejectReason,
     /// A short human explanation, e.g. "point has 3 coordinates, expected 2".
     pub detail: String,
-    /// 0-based index of the point within a record holding several (a JSON block,
-    /// a multi-point binary record, a multi-line csv message); `None` when the
-    /// rejection concerns the whole record.
+    /// 0-based index of the point within a record holding several: the element
+    /// of a JSON block, the point of a multi-point binary record, the line of a
+    /// multi-line csv message. `None` when the record holds (or was meant to hold)
+    /// a single point, or when the rejection concerns the whole record.
     pub index: Option<usize>,
 }
 
