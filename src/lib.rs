@@ -4,3 +4,4 @@
 //! layers that move points in and models out.
 
 pub mod model;
+pub mod source;
