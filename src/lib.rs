@@ -3,6 +3,7 @@
 //! [`model`] holds the mathematics (pure numerics); the other modules are the thin
 //! layers that move points in and models out.
 
+pub mod anomaly;
 pub mod config;
 pub mod model;
 pub mod source;
