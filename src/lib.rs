@@ -6,4 +6,5 @@
 pub mod anomaly;
 pub mod config;
 pub mod model;
+pub mod sink;
 pub mod source;

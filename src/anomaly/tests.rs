@@ -7,7 +7,11 @@ use super::*;
 /// Log-density of a 4-d standard Gaussian point, with a few far outliers: a long,
 /// sparse lower tail like the daemon sees.
 fn log_density(rng: &mut ChaCha8Rng) -> f64 {
-    let scale = if rng.random::<f64>() < 0.003 { 30.0 } else { 1.0 };
+    let scale = if rng.random::<f64>() < 0.003 {
+        30.0
+    } else {
+        1.0
+    };
     let chi2: f64 = (0..4)
         .map(|_| {
             let z: f64 = StandardNormal.sample(rng);
@@ -65,7 +69,10 @@ fn no_threshold_until_enough_points() {
     // A window too short for 10 points below the quantile still answers once full.
     let t = AnomalyThreshold::new(0.001, 500).expect("valid");
     assert_eq!(t.min_points(), 500);
-    assert_eq!(AnomalyThreshold::new(0.3, 10_000).expect("ok").min_points(), 100);
+    assert_eq!(
+        AnomalyThreshold::new(0.3, 10_000).expect("ok").min_points(),
+        100
+    );
 }
 
 #[test]
@@ -105,7 +112,10 @@ fn flags_about_the_configured_fraction_prequentially() {
         let batch: Vec<f64> = (0..1000).map(|_| log_density(&mut rng)).collect();
         if let Some(threshold) = t.threshold() {
             judged += batch.len();
-            flagged += batch.iter().filter(|&&v| is_anomaly(v, Some(threshold))).count();
+            flagged += batch
+                .iter()
+                .filter(|&&v| is_anomaly(v, Some(threshold)))
+                .count();
         }
         t.observe_batch(&batch);
     }
