@@ -4,11 +4,13 @@
 
 pub mod decode;
 mod format;
+pub mod generator;
 mod read_all;
 pub mod records;
 
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, Reject, RejectReason, MAX_DIM};
 pub use format::{Format, UnknownFormat};
+pub use generator::{Generator, GeneratorError};
 pub use read_all::{read_all, Dataset, ReadError};
 pub use records::{Framing, Location, Record, RecordReader, DEFAULT_MAX_RECORD_BYTES};
 
