@@ -160,7 +160,7 @@ mod tests {
     fn numbers_have_six_significant_digits() {
         assert_eq!(num(0.0), "0");
         assert_eq!(num(1.0), "1");
-        assert_eq!(num(-2.718281), "-2.71828");
+        assert_eq!(num(-1.234567891), "-1.23457");
         assert_eq!(num(123456.789), "123457");
         assert_eq!(num(0.000123456789), "0.000123457");
         assert_eq!(num(1.5e-7), "1.50000e-7");
