@@ -13,8 +13,9 @@ use super::output::Output;
 use super::score_format::{RecordWriter, ScoreFormat};
 
 /// Points scored at a time: a multiple of the E-step's block and chunk sizes, so the
-/// kernel splits a chunk exactly as it would the whole input (identical results),
-/// and small enough that the responsibilities of a chunk stay modest.
+/// kernel splits a chunk exactly as it would the whole input and the records are
+/// bit-for-bit those of one evaluation, whatever the kernel's internals; small
+/// enough that a chunk's responsibilities stay modest.
 const CHUNK_POINTS: usize = 16 * 1024;
 
 const EXAMPLES: &str = "\
