@@ -44,10 +44,11 @@ fn bug_bic_and_aic_of_no_points_are_errors() {
 /// k-means++ seeds a duplicate centre (point 0), Lloyd's final assignment leaves one
 /// of the two coincident clusters empty (label counts [0, 333, 333, 334] here), and
 /// the first M-step (called with `previous = None`) refuses a component of zero weight.
-/// scikit-learn 1.9.1 fits the same data (`GaussianMixture(4).fit(X)`: weights
-/// [0.315, 0.355, 0.33, 0.0], means [0, 2, 1, 0], converged): its M-step adds 10·eps
-/// to every n_k, so an empty component gets mean 0, covariance reg_covar·I and a
-/// weight of ~1e-18.
+/// scikit-learn 1.9.1 fits the same data for every covariance type
+/// (`GaussianMixture(4, covariance_type=t, random_state=0).fit(X)`: weights
+/// [0.333, 0.334, 0.333, 6.7e-18], means [1, 0, 2, 0], converged): its M-step adds
+/// 10·eps to every n_k, so an empty component gets mean 0, covariance reg_covar·I
+/// and a weight of ~1e-18.
 #[test]
 fn bug_default_start_fails_on_data_with_fewer_distinct_points_than_components() {
     let flat: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 3) as f64).collect();
