@@ -196,7 +196,7 @@ fn matches_scikit_learn_on_every_reference_case() {
                 covariance_type: cov_type,
                 max_iter: n_iter,
                 tol: 0.0,
-                reg_covar: reg_covar * (1.0 + 1e-6),
+                reg_covar,
                 start: Start::Model(start_model),
                 ..EmSettings::new(k)
             };
