@@ -1,25 +1,17 @@
-//! Tests that demonstrate bugs found in `src/model`. They FAIL until the bugs are fixed
-//! there (the reference work may not edit `src/`). Each names the function at fault;
-//! the fix is described in the report of the `ref` branch.
-//!
-//! They are `#[ignore]`d only because `cargo test` stops at the first failing test
-//! binary, and a known failure here would hide the other suites' results from
-//! everyone working in parallel. Run them with
-//! `cargo test --test known_bugs -- --ignored`; whoever fixes a bug removes its
-//! `#[ignore]`, and the test stays as an ordinary regression test.
+//! Edge cases that once broke the estimator, kept as regression tests: the
+//! information criteria of no points, and the default start on data with fewer
+//! distinct points than components.
 
 use gmm_stream::model::{
     fit, points_from_rows, CovarianceType, Covariances, EmSettings, GaussianMixture, ModelError,
 };
 use nalgebra::{DMatrix, DVector};
 
-/// BUG (src/model/mixture.rs, `GaussianMixture::bic` and `aic`): on zero points
-/// `bic` returns Ok(−∞) (the `p·ln n` term with n = 0) and `aic` returns Ok(2p), where
+/// `GaussianMixture::bic` and `aic` on zero points: these once returned Ok(−∞) (the `p·ln n` term with n = 0) and `aic` returns Ok(2p), where
 /// `score` rightly returns `Err(Empty)` and scikit-learn refuses an empty X. A BIC of
 /// −∞ silently wins any model selection ("lower is better").
 #[test]
-#[ignore = "BUG in GaussianMixture::bic/aic (src/model/mixture.rs): Ok(-inf) on no points"]
-fn bug_bic_and_aic_of_no_points_are_errors() {
+fn bic_and_aic_of_no_points_are_errors() {
     let model = GaussianMixture::new(
         DVector::from_vec(vec![0.5, 0.5]),
         DMatrix::from_column_slice(1, 2, &[0.0, 1.0]),
@@ -42,7 +34,7 @@ fn bug_bic_and_aic_of_no_points_are_errors() {
     );
 }
 
-/// BUG (src/model/init.rs `kmeans` → src/model/mstep.rs `ml_step`, reached from
+/// The default start (`kmeans`, then `ml_step`, from `em::fit`) once failed here:
 /// `em::fit`): with the default k-means start, data with fewer distinct points than
 /// K (here 1000 points on the three values 0, 1, 2 and K = 4, e.g. integer-valued
 /// sensors) fail with `IllDefinedCovariance { component: 0 }` for every covariance
@@ -56,8 +48,7 @@ fn bug_bic_and_aic_of_no_points_are_errors() {
 /// 10·eps to every n_k, so an empty component gets mean 0, covariance reg_covar·I
 /// and a weight of ~1e-18.
 #[test]
-#[ignore = "BUG in init::kmeans/mstep::ml_step: default start fails when K > distinct points"]
-fn bug_default_start_fails_on_data_with_fewer_distinct_points_than_components() {
+fn default_start_fits_data_with_fewer_distinct_points_than_components() {
     let flat: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 3) as f64).collect();
     let x = points_from_rows(&flat, 1).unwrap();
     let mut failures = Vec::new();
