@@ -34,14 +34,14 @@ fn bic_and_aic_of_no_points_are_errors() {
     );
 }
 
-/// The default start (`kmeans`, then `ml_step`, from `em::fit`) once failed here:
-/// `em::fit`): with the default k-means start, data with fewer distinct points than
-/// K (here 1000 points on the three values 0, 1, 2 and K = 4, e.g. integer-valued
-/// sensors) fail with `IllDefinedCovariance { component: 0 }` for every covariance
+/// The default start (`kmeans`, then `ml_step`, from `em::fit`) once failed on data
+/// with fewer distinct points than K (here 1000 points on the three values 0, 1, 2
+/// and K = 4, e.g. integer-valued sensors) with `IllDefinedCovariance { component: 0 }` for every covariance
 /// type, and the advice "increase reg_covar" cannot help. Once every distance is 0,
 /// k-means++ seeds a duplicate centre (point 0), Lloyd's final assignment leaves one
 /// of the two coincident clusters empty (label counts [0, 333, 333, 334] here), and
-/// the first M-step (called with `previous = None`) refuses a component of zero weight.
+/// the first M-step (called with `previous = None`) refused a component of zero
+/// weight. k-means now gives every empty cluster a point.
 /// scikit-learn 1.9.1 fits the same data for every covariance type
 /// (`GaussianMixture(4, covariance_type=t, random_state=0).fit(X)`: weights
 /// [0.333, 0.334, 0.333, 6.7e-18], means [1, 0, 2, 0], converged): its M-step adds
