@@ -4,5 +4,6 @@
 //! layers that move points in and models out.
 
 pub mod config;
+pub mod daemon;
 pub mod model;
 pub mod source;

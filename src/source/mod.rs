@@ -2,7 +2,9 @@
 //! streams into positioned records ([`records`]), and [`read_all`] for the offline
 //! commands.
 
+pub mod chunk;
 pub mod decode;
+pub mod file;
 mod format;
 mod read_all;
 pub mod records;
