@@ -81,7 +81,7 @@ pub fn arg(path: &Path) -> &str {
 
 pub fn reference(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/reference/data")
+        .join("tests/reference/cli_data")
         .join(name)
 }
 

@@ -5,7 +5,7 @@ Run from the repository root (numpy and scikit-learn needed; written with 1.9.1)
 
     python3 tests/reference/cli_reference.py
 
-It writes, under tests/reference/data/:
+It writes, under tests/reference/cli_data/:
 
 - cli_points.csv: 3-d points (with a header line) from three clusters far from the
   origin, plus a few outliers, printed with repr() so they read back exactly.
@@ -28,7 +28,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
-DATA = pathlib.Path(__file__).resolve().parent / "data"
+# Not data/: tests/reference_sklearn.rs reads every JSON file there as one of its cases.
+DATA = pathlib.Path(__file__).resolve().parent / "cli_data"
 SEED = 20261122
 K, D = 3, 3
 EM_ITERATIONS = 10
