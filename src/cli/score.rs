@@ -33,7 +33,9 @@ Examples:
         Numbers are printed in the shortest form that reads back to the same f64. \
         log_density is scikit-learn's score_samples for the same parameters.\n\n\
         For f64le and f32le, --dim defaults to the model's dimension. With --skip-invalid, \
-        skipped points have no record (their count is printed to stderr).\n\n\
+        skipped points have no record (their count is printed to stderr). Records are \
+        streamed: on stdout, those of the points before a bad one may already be written \
+        when the command stops; an --output file appears only when every point was scored.\n\n\
         Exit codes: 0 success (also when the reader of stdout stops early); 2 bad usage or bad \
         input (a bad point, a point of the wrong dimension, an unreadable model, an output \
         directory that does not exist); 1 any other failure (e.g. the output cannot be written).",
