@@ -5,6 +5,7 @@
 
 pub mod anomaly;
 pub mod config;
+pub mod daemon;
 pub mod model;
 pub mod sink;
 pub mod source;

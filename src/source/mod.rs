@@ -1,8 +1,10 @@
 //! Where points come from: the input data formats ([`decode`]), the framing of byte
-//! streams into positioned records ([`records`]), and [`read_all`] for the offline
-//! commands.
+//! streams into positioned records ([`records`]), [`read_all`] for the offline
+//! commands, and the built-in synthetic stream ([`generator`]).
 
+pub mod chunk;
 pub mod decode;
+pub mod file;
 mod format;
 pub mod generator;
 mod read_all;
