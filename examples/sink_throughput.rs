@@ -5,8 +5,8 @@
 use std::error::Error;
 use std::time::Instant;
 
-use gmm_stream::anomaly::AnomalyThreshold;
 use gmm_stream::config::GeneratorConfig;
+use gmm_stream::model::anomaly::AnomalyThreshold;
 use gmm_stream::model::{points_from_rows, EvalRequest, Scored};
 use gmm_stream::sink::{KafkaPosition, ScoresWriter};
 use gmm_stream::source::Generator;

@@ -3,7 +3,6 @@
 //! [`model`] holds the mathematics (pure numerics); the other modules are the thin
 //! layers that move points in and models out.
 
-pub mod anomaly;
 pub mod config;
 pub mod daemon;
 pub mod model;

@@ -6,12 +6,13 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // clap prints its own usage errors and exits with 2 (and 0 for --help).
     let args = cli::Cli::parse();
-    init_logging();
+    if !args.command.sets_up_logging() {
+        cli::logging::init(false, "warn");
+    }
     install_panic_hook();
     // A panic is a bug; it still ends as one line and exit code 1, never a dump.
     match std::panic::catch_unwind(|| args.command.run()) {
@@ -24,16 +25,6 @@ fn main() -> ExitCode {
         }
         Err(_) => ExitCode::from(1),
     }
-}
-
-/// Diagnostics on stderr, filtered by RUST_LOG (default: warnings and errors), so
-/// that stdout carries only a command's output.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn install_panic_hook() {

@@ -6,9 +6,11 @@ mod error;
 mod fit;
 mod input;
 mod inspect;
+pub mod logging;
 mod model_file;
 mod output;
 mod progress;
+mod run;
 mod sample;
 mod score;
 mod score_format;
@@ -23,7 +25,7 @@ pub use error::CliError;
     version,
     long_about = "A streaming Gaussian-mixture estimator: batch EM with scikit-learn's \
         semantics (fit), scoring and sampling under a model (score, sample), model \
-        summaries (inspect).\n\n\
+        summaries (inspect), and the daemon (run).\n\n\
         Exit codes: 0 success, 2 bad usage or bad input, 1 any other failure. Errors are \
         printed to stderr as one sentence naming the file and the reason. Set RUST_LOG \
         (e.g. RUST_LOG=debug) for diagnostic logs on stderr."
@@ -39,6 +41,7 @@ pub enum Command {
     Score(score::Args),
     Sample(sample::Args),
     Inspect(inspect::Args),
+    Run(run::Args),
 }
 
 impl Command {
@@ -48,7 +51,13 @@ impl Command {
             Command::Score(args) => score::run(args),
             Command::Sample(args) => sample::run(args),
             Command::Inspect(args) => inspect::run(args),
+            Command::Run(args) => run::run(args),
         }
+    }
+
+    /// The daemon sets up its own logging once its configuration is read.
+    pub fn sets_up_logging(&self) -> bool {
+        matches!(self, Command::Run(_))
     }
 }
 

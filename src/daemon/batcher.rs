@@ -254,9 +254,10 @@ mod tests {
     async fn trailing_rejected_records_move_the_final_position() {
         let mut rejected = chunk(2, &[0, 0]);
         rejected.rejects.push(Rejected {
-            reason: RejectReason::Parse,
-            detail: "not a number".into(),
+            reject: crate::source::Reject::new(RejectReason::Parse, "not a number"),
             location: "line 3".into(),
+            start: Some(20),
+            line: Some(3),
             payload: b"x".to_vec(),
             origin: Origin::Next(30),
         });

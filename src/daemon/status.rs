@@ -14,6 +14,8 @@ pub struct Counters {
     /// Points absorbed into the model (counted once, including warm-up).
     pub points_absorbed: AtomicU64,
     pub batches: AtomicU64,
+    /// Points of batches the model could not absorb (numerical failures).
+    pub failed_points: AtomicU64,
     pub model_version: AtomicU64,
     /// Mean log-likelihood per point of the latest batch, as f64 bits.
     recent_mean_ll: AtomicU64,

@@ -134,6 +134,10 @@ pub struct ModelFile {
     /// Log-density below which a point is flagged as an anomaly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly_threshold: Option<f64>,
+    /// The running quantile behind `anomaly_threshold`, so a restart continues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[bincode(with_serde)]
+    pub anomaly_state: Option<super::anomaly::AnomalyThreshold>,
     pub estimator: EstimatorInfo,
     /// The online estimator's state, so a restored model continues exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,6 +170,7 @@ impl ModelFile {
             model_version: 0,
             updated_at,
             anomaly_threshold: None,
+            anomaly_state: None,
             estimator,
             state: None,
             positions: None,

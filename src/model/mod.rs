@@ -5,6 +5,7 @@
 //! Conventions: points are the columns of a d×n matrix ([`Points`]); K is the
 //! number of components; responsibilities are K×n.
 
+pub mod anomaly;
 mod covariance;
 mod drift;
 mod em;

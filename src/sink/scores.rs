@@ -17,8 +17,8 @@ use std::path::Path;
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
-use crate::anomaly::is_anomaly;
 use crate::config::{ScoresConfig, SinkKind};
+use crate::model::anomaly::is_anomaly;
 use crate::model::{Evaluation, Scored};
 
 use super::SinkError;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::model::Positions;
-use crate::source::RejectReason;
+use crate::source::Reject;
 
 /// Where the record after this one starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,10 +35,13 @@ pub struct RecordMark {
 /// A record (or one point of it) that could not be used.
 #[derive(Clone, Debug)]
 pub struct Rejected {
-    pub reason: RejectReason,
-    pub detail: String,
-    /// Human description of where: "line 17", "record 3", "points[2] 5@1734".
+    /// Why, and which point of the record when it holds several.
+    pub reject: Reject,
+    /// Where, for people: "line 17", "record 3, point 2".
     pub location: String,
+    /// Byte offset of the record in a file or stdin.
+    pub start: Option<u64>,
+    pub line: Option<u64>,
     /// The original bytes, for the dead-letter sink.
     pub payload: Vec<u8>,
     pub origin: Origin,

@@ -152,7 +152,8 @@ impl FileSource {
                 break;
             };
             let before = chunk.values.len();
-            let origin_end = record.end;
+            let (start, origin_end) = (record.start, record.end);
+            let line = record.location.line();
             let location = record.location.to_string();
             match record.payload {
                 Ok(bytes) => {
@@ -178,9 +179,10 @@ impl FileSource {
                     None => location.clone(),
                 };
                 chunk.rejects.push(Rejected {
-                    reason: reject.reason,
-                    detail: reject.detail,
+                    reject,
                     location,
+                    start: Some(start),
+                    line,
                     payload,
                     origin: origin.clone(),
                 });
