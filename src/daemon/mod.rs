@@ -100,6 +100,13 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     let counters = Arc::new(Counters::new());
     let store = SnapshotStore::open(&config.snapshot)?;
     let restored = restore::restore(&config, &store)?;
+    // Rates and counts continue from the restored model, not from zero.
+    counters
+        .points_absorbed
+        .store(restored.estimator.points_seen(), std::sync::atomic::Ordering::Relaxed);
+    counters
+        .model_version
+        .store(restored.estimator.model_version(), std::sync::atomic::Ordering::Relaxed);
     let (live_tx, _live_rx) = watch::channel::<Option<LiveModel>>(None);
 
     let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
