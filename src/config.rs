@@ -896,3 +896,42 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/gmm.toml"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod shipped_files {
+    use super::*;
+
+    fn shipped(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)
+    }
+
+    #[test]
+    fn default_toml_documents_exactly_the_built_in_defaults() {
+        let c = Config::load_from(Some(&shipped("default.toml")), &[], &[]).expect("loads");
+        assert_eq!(c, Config::default());
+        // And every key is in the file: the same key paths as the defaults.
+        let text = std::fs::read_to_string(shipped("default.toml")).expect("read");
+        let file: toml::Table = toml::from_str(&text).expect("parses");
+        let defaults = toml::Table::try_from(Config::default()).expect("serializes");
+        assert_eq!(key_paths(&file, ""), key_paths(&defaults, ""));
+    }
+
+    fn key_paths(table: &toml::Table, prefix: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, v) in table {
+            let path = format!("{prefix}{k}");
+            match v {
+                toml::Value::Table(t) if k != "properties" => out.extend(key_paths(t, &format!("{path}."))),
+                _ => out.push(path),
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn demo_toml_is_valid() {
+        let c = Config::load_from(Some(&shipped("demo.toml")), &[], &[]).expect("loads");
+        assert_eq!(c.source.kind, SourceKind::Generator);
+    }
+}
