@@ -443,3 +443,25 @@ fn gradual_drift_is_tracked_by_forgetting_without_alarms() {
     );
     assert!(worst < 0.05, "tracking gap {worst}");
 }
+
+#[test]
+fn tiny_timeout_batches_raise_no_alarm_on_a_stationary_stream() {
+    let (d, k) = (2, 3);
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let truth = truth(k, d, 6.0, &mut rng);
+    let mut est = OnlineEm::new(OnlineSettings::new(k)).expect("online");
+    stream(&mut est, &draw(&truth, 20_000, &mut rng), d, 1_000);
+    for round in 0..30 {
+        // A timeout batch of one point, sometimes a poorly explained one: its
+        // level says nothing about the regime.
+        let lonely = if round % 3 == 0 {
+            vec![15.0, -15.0]
+        } else {
+            draw(&truth, 1, &mut rng)
+        };
+        est.partial_fit(points_from_rows(&lonely, d).expect("point"), 1.0)
+            .expect("absorbed");
+        stream(&mut est, &draw(&truth, 1_000, &mut rng), d, 1_000);
+    }
+    assert_eq!(est.state().drift.changes, 0, "a false alarm");
+}

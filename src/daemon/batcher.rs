@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::model::Positions;
-use crate::source::chunk::{Chunk, PositionTracker, RecordMark, Rejected, SourceMsg};
+use crate::source::chunk::{Ack, Chunk, PositionTracker, RecordMark, Rejected, SourceMsg};
 
 pub struct Batch {
     /// Row-major points.
@@ -29,6 +29,8 @@ impl Batch {
 
 pub enum BatchMsg {
     Batch(Batch),
+    /// Snapshot and commit everything absorbed so far, then answer.
+    Flush(Ack),
     /// The source is exhausted; everything before was sent. The position may have
     /// moved past trailing rejected records.
     End {
@@ -90,6 +92,13 @@ impl Batcher {
                         let _ = rejects.send(chunk.rejects.clone()).await;
                     }
                     if !self.absorb(chunk, &mut pending, &tx).await {
+                        return;
+                    }
+                }
+                Some(SourceMsg::Flush(ack)) => {
+                    if !self.emit(&mut pending, &tx).await
+                        || tx.send(BatchMsg::Flush(ack)).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -228,7 +237,7 @@ mod tests {
             .iter()
             .filter_map(|m| match m {
                 BatchMsg::Batch(b) => Some(b),
-                BatchMsg::End { .. } => None,
+                _ => None,
             })
             .collect();
         assert_eq!(

@@ -19,7 +19,7 @@ use crate::model::anomaly::AnomalyThreshold;
 use crate::model::{
     points_from_rows, BatchOutcome, EstimatorInfo, GaussianMixture, ModelFile, OnlineEm, Positions,
 };
-use crate::source::chunk::{Origin, RecordMark};
+use crate::source::chunk::{Ack, Origin, RecordMark};
 
 /// What the HTTP server reads: the current model and how to flag with it.
 #[derive(Clone, Debug)]
@@ -73,9 +73,13 @@ impl EstimatorStage {
                     last_batch = Instant::now();
                     self.absorb(batch, elapsed, &mut warmup)?;
                     if self.snapshot_due(last_snapshot) {
-                        self.snapshot()?;
+                        self.snapshot(None)?;
                         last_snapshot = (self.estimator.points_seen(), Instant::now());
                     }
+                }
+                BatchMsg::Flush(ack) => {
+                    self.snapshot(Some(ack))?;
+                    last_snapshot = (self.estimator.points_seen(), Instant::now());
                 }
                 BatchMsg::End { positions } => {
                     self.positions = positions;
@@ -95,7 +99,7 @@ impl EstimatorStage {
         // Before the model exists nothing was absorbed for good: a restart reads
         // the same points again, so there is nothing to save.
         if self.estimator.model().is_some() {
-            self.snapshot()?;
+            self.snapshot(None)?;
         }
         Ok(())
     }
@@ -208,12 +212,20 @@ impl EstimatorStage {
         by_points || by_time
     }
 
-    fn snapshot(&mut self) -> Result<(), DaemonError> {
+    /// Sends a snapshot of the current state; `ack` is answered once it is durable
+    /// and committed (at once during the warm-up, when there is nothing to save).
+    fn snapshot(&mut self, ack: Option<Ack>) -> Result<(), DaemonError> {
         let Some(file) = self.model_file(true) else {
+            if let Some(ack) = ack {
+                let _ = ack.send(());
+            }
             return Ok(());
         };
         self.output
-            .blocking_send(Output::Snapshot(Box::new(file)))
+            .blocking_send(Output::Snapshot {
+                file: Box::new(file),
+                ack,
+            })
             .map_err(|_| DaemonError::OutputGone)
     }
 

@@ -25,13 +25,15 @@ use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, SinkKind, SourceKind};
 use crate::model::ModelError;
+use crate::sink::kafka::{KafkaSink, KafkaSinkError};
 use crate::sink::{DeadLetterWriter, ScoresWriter, SinkError, SnapshotStore};
 use crate::source::file::SourceError;
+use crate::source::kafka::KafkaSourceError;
 use batcher::Batcher;
 use estimator::{EstimatorStage, LiveModel, SnapshotPolicy};
-use output::OutputStage;
+use output::{DeadLetterTarget, OutputStage, ScoresTarget};
 use status::Counters;
 
 /// Capacities of the channels between stages, in messages.
@@ -54,8 +56,10 @@ pub enum DaemonError {
     IncompatibleSnapshot { path: String, reason: String },
     #[error("the input ended after {points} points, fewer than the {components} components need")]
     TooFewPoints { points: usize, components: usize },
-    #[error("{0}")]
-    Kafka(String),
+    #[error(transparent)]
+    KafkaSource(#[from] crate::source::kafka::KafkaSourceError),
+    #[error(transparent)]
+    KafkaSink(#[from] crate::sink::kafka::KafkaSinkError),
     #[error("the output stage stopped unexpectedly")]
     OutputGone,
     #[error("a pipeline stage failed unexpectedly: {0}")]
@@ -73,6 +77,10 @@ impl DaemonError {
                 | Self::IncompatibleSnapshot { .. }
                 | Self::TooFewPoints { .. }
                 | Self::Source(SourceError::Open { .. } | SourceError::BeyondEnd { .. })
+                | Self::KafkaSource(
+                    KafkaSourceError::MissingTopics(_) | KafkaSourceError::Decode(_)
+                )
+                | Self::KafkaSink(KafkaSinkError::MissingTopics(_))
         )
     }
 }
@@ -101,12 +109,14 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     let store = SnapshotStore::open(&config.snapshot)?;
     let restored = restore::restore(&config, &store)?;
     // Rates and counts continue from the restored model, not from zero.
-    counters
-        .points_absorbed
-        .store(restored.estimator.points_seen(), std::sync::atomic::Ordering::Relaxed);
-    counters
-        .model_version
-        .store(restored.estimator.model_version(), std::sync::atomic::Ordering::Relaxed);
+    counters.points_absorbed.store(
+        restored.estimator.points_seen(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    counters.model_version.store(
+        restored.estimator.model_version(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let (live_tx, _live_rx) = watch::channel::<Option<LiveModel>>(None);
 
     let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
@@ -114,7 +124,8 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
     let (reject_tx, reject_rx) = mpsc::channel(REJECT_QUEUE);
 
-    let source = sources::start(&config, &restored, src_tx, cancel.clone(), &counters)?;
+    let kafka = kafka_sink(&config).await?;
+    let source = sources::start(&config, &restored, src_tx, cancel.clone(), &counters).await?;
     let batcher = Batcher {
         batch_size: config.estimator.batch_size,
         timeout: Duration::from_millis(config.estimator.batch_timeout_ms),
@@ -139,9 +150,11 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
 
     let output = OutputStage {
         store,
-        scores: ScoresWriter::open(&config.scores)?,
-        dead_letters: open_dead_letters(&config)?,
-        publisher: source.publisher,
+        scores: scores_target(&config)?,
+        dead_letters: dead_letter_target(&config)?,
+        kafka,
+        snapshot_topic: non_empty(&config.snapshot.topic),
+        model_name: config.model.name.clone(),
         committer: source.committer,
         counters: counters.clone(),
         source_name: source.name.clone(),
@@ -181,11 +194,69 @@ async fn join(handle: tokio::task::JoinHandle<Result<(), DaemonError>>) -> Resul
         .unwrap_or_else(|e| Err(DaemonError::Stage(e.to_string())))
 }
 
-fn open_dead_letters(config: &Config) -> Result<Option<DeadLetterWriter>, DaemonError> {
-    match config.dead_letter.sink {
-        crate::config::SinkKind::File => {
-            Ok(Some(DeadLetterWriter::append(&config.dead_letter.path)?))
+fn scores_target(config: &Config) -> Result<ScoresTarget, DaemonError> {
+    Ok(match config.scores.sink {
+        SinkKind::None => ScoresTarget::None,
+        SinkKind::Kafka => ScoresTarget::Kafka {
+            topic: config.scores.topic.clone(),
+        },
+        SinkKind::Stdout | SinkKind::File => match ScoresWriter::open(&config.scores)? {
+            Some(w) => ScoresTarget::Writer(w),
+            None => ScoresTarget::None,
+        },
+    })
+}
+
+fn dead_letter_target(config: &Config) -> Result<DeadLetterTarget, DaemonError> {
+    Ok(match config.dead_letter.sink {
+        SinkKind::File => {
+            DeadLetterTarget::File(DeadLetterWriter::append(&config.dead_letter.path)?)
         }
-        _ => Ok(None),
+        SinkKind::Kafka => DeadLetterTarget::Kafka {
+            topic: config.dead_letter.topic.clone(),
+        },
+        SinkKind::None | SinkKind::Stdout => DeadLetterTarget::None,
+    })
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.to_string())
+}
+
+/// The topics the daemon reads or writes, which must exist before it starts.
+pub(crate) fn required_topics(config: &Config) -> Vec<String> {
+    let mut topics = Vec::new();
+    if config.source.kind == SourceKind::Kafka {
+        topics.extend(config.kafka.topics.iter().cloned());
     }
+    topics.extend(non_empty(&config.snapshot.topic));
+    if config.scores.sink == SinkKind::Kafka {
+        topics.push(config.scores.topic.clone());
+    }
+    if config.dead_letter.sink == SinkKind::Kafka {
+        topics.push(config.dead_letter.topic.clone());
+    }
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
+/// The producer, when some output goes to Kafka; its topics are checked first.
+async fn kafka_sink(config: &Config) -> Result<Option<KafkaSink>, DaemonError> {
+    let mut outputs = required_topics(config);
+    if config.source.kind == SourceKind::Kafka {
+        outputs.retain(|t| !config.kafka.topics.contains(t));
+    }
+    if outputs.is_empty() {
+        return Ok(None);
+    }
+    let k = config.kafka.clone();
+    let sink = tokio::task::spawn_blocking(move || -> Result<KafkaSink, DaemonError> {
+        let sink = KafkaSink::new(&k.brokers, &k.properties)?;
+        sink.check_topics(&k.brokers, &outputs)?;
+        Ok(sink)
+    })
+    .await
+    .map_err(|e| DaemonError::Stage(e.to_string()))??;
+    Ok(Some(sink))
 }

@@ -16,9 +16,11 @@ use super::status::Counters;
 use super::DaemonError;
 use crate::model::{ModelFile, Positions, Scored};
 use crate::sink::dead_letter::{DeadLetter, DeadLetterPosition, DeadLetterWriter};
-use crate::sink::scores::{KafkaPosition, ScoresWriter};
+use crate::sink::kafka::{dead_letter_headers, KafkaSink};
+use crate::sink::scores::{KafkaPosition, ScoreRecord, ScoresWriter};
 use crate::sink::snapshot::SnapshotStore;
-use crate::source::chunk::{Origin, Rejected};
+use crate::sink::SinkError;
+use crate::source::chunk::{Ack, Origin, Rejected};
 
 /// Scores of one update, with each point's Kafka message when there is one.
 pub struct ScoredBatch {
@@ -29,28 +31,45 @@ pub struct ScoredBatch {
 
 pub enum Output {
     Scores(Box<ScoredBatch>),
-    Snapshot(Box<ModelFile>),
-}
-
-/// Where a durable snapshot goes next: a Kafka topic.
-pub trait SnapshotPublisher: Send {
-    fn publish(&mut self, file: &ModelFile) -> Result<(), DaemonError>;
+    /// A snapshot to write; `ack` is answered once it is durable and committed.
+    Snapshot {
+        file: Box<ModelFile>,
+        ack: Option<Ack>,
+    },
 }
 
 /// Tells the source that everything before `positions` is durably absorbed
 /// (Kafka: commit the offsets, for lag monitoring).
 pub trait PositionCommitter: Send {
-    fn commit(&mut self, positions: &Positions) -> Result<(), DaemonError>;
+    fn commit(&mut self, positions: &Positions);
+}
+
+/// Where score records go.
+pub enum ScoresTarget {
+    None,
+    Writer(ScoresWriter),
+    Kafka { topic: String },
+}
+
+/// Where dead letters go.
+pub enum DeadLetterTarget {
+    None,
+    File(DeadLetterWriter),
+    Kafka { topic: String },
 }
 
 pub struct OutputStage {
     pub store: SnapshotStore,
-    pub scores: Option<ScoresWriter>,
-    pub dead_letters: Option<DeadLetterWriter>,
-    pub publisher: Option<Box<dyn SnapshotPublisher>>,
+    pub scores: ScoresTarget,
+    pub dead_letters: DeadLetterTarget,
+    /// The producer of every Kafka output.
+    pub kafka: Option<KafkaSink>,
+    /// Topic every snapshot is published to, keyed by `model_name`.
+    pub snapshot_topic: Option<String>,
+    pub model_name: String,
     pub committer: Option<Box<dyn PositionCommitter>>,
     pub counters: Arc<Counters>,
-    /// Where rejects are logged, at most once a second per reason.
+    /// Which input, in logs and dead letters.
     pub source_name: String,
 }
 
@@ -75,7 +94,12 @@ impl OutputStage {
             }
             match outputs.blocking_recv() {
                 Some(Output::Scores(batch)) => self.write_scores(&batch)?,
-                Some(Output::Snapshot(file)) => self.snapshot(&file)?,
+                Some(Output::Snapshot { file, ack }) => {
+                    self.snapshot(&file)?;
+                    if let Some(ack) = ack {
+                        let _ = ack.send(());
+                    }
+                }
                 None => break,
             }
         }
@@ -86,57 +110,84 @@ impl OutputStage {
     }
 
     fn write_scores(&mut self, batch: &ScoredBatch) -> Result<(), DaemonError> {
-        let Some(writer) = self.scores.as_mut() else {
-            return Ok(());
-        };
-        let positions: Option<Vec<KafkaPosition<'_>>> = batch.kafka.as_ref().map(|origins| {
-            origins
-                .iter()
-                .map(|o| match o {
-                    Origin::Kafka {
-                        topic,
-                        partition,
-                        offset,
-                    } => KafkaPosition {
-                        topic,
-                        partition: *partition,
-                        offset: *offset,
-                    },
-                    Origin::Next(_) => KafkaPosition {
-                        topic: "",
-                        partition: -1,
-                        offset: -1,
-                    },
-                })
-                .collect()
-        });
-        writer.write_scored(&batch.scored, batch.threshold, positions.as_deref())?;
-        Ok(())
+        let positions = batch.kafka.as_ref().map(|origins| kafka_positions(origins));
+        match &mut self.scores {
+            ScoresTarget::None => Ok(()),
+            ScoresTarget::Writer(writer) => {
+                writer.write_scored(&batch.scored, batch.threshold, positions.as_deref())?;
+                Ok(())
+            }
+            ScoresTarget::Kafka { topic } => {
+                let sink = self.kafka.as_ref().ok_or(DaemonError::OutputGone)?;
+                let evaluation = &batch.scored.evaluation;
+                let mut buf = Vec::with_capacity(256);
+                for j in 0..evaluation.log_density.len() {
+                    let mut record = ScoreRecord::from_evaluation(
+                        evaluation,
+                        j,
+                        batch.scored.model_version,
+                        batch.threshold,
+                    );
+                    record.kafka = positions.as_ref().and_then(|p| p.get(j).copied());
+                    buf.clear();
+                    record.write_json(&mut buf);
+                    // Keyed by the source partition: its scores stay in order.
+                    let key = record.kafka.map(|k| format!("{}:{}", k.topic, k.partition));
+                    sink.send(topic, key.as_deref().map(str::as_bytes), &buf, None)?;
+                }
+                Ok(())
+            }
+        }
     }
 
     fn reject(&mut self, batch: &[Rejected], log: &mut RejectLog) -> Result<(), DaemonError> {
         for r in batch {
             self.counters.reject(r.reject.reason);
             log.note(&self.source_name, r);
-            if let Some(writer) = self.dead_letters.as_mut() {
-                let letter = DeadLetter::from_reject(
-                    &r.reject,
-                    &self.source_name,
-                    dead_letter_position(r),
-                    &r.payload,
-                );
-                writer.write(&letter)?;
+            match &mut self.dead_letters {
+                DeadLetterTarget::None => {}
+                DeadLetterTarget::File(writer) => {
+                    let letter = DeadLetter::from_reject(
+                        &r.reject,
+                        &self.source_name,
+                        dead_letter_position(r),
+                        &r.payload,
+                    );
+                    writer.write(&letter)?;
+                }
+                DeadLetterTarget::Kafka { topic } => {
+                    let sink = self.kafka.as_ref().ok_or(DaemonError::OutputGone)?;
+                    let origin = match &r.origin {
+                        Origin::Kafka {
+                            topic,
+                            partition,
+                            offset,
+                        } => Some((&**topic, *partition, *offset)),
+                        Origin::Next(_) => None,
+                    };
+                    let detail = match r.reject.index {
+                        Some(i) => format!("point {}: {}", i + 1, r.reject.detail),
+                        None => r.reject.detail.clone(),
+                    };
+                    let headers = dead_letter_headers(r.reject.reason.as_str(), &detail, origin);
+                    sink.send(topic, None, &r.payload, Some(headers))?;
+                }
             }
         }
         Ok(())
     }
 
+    /// Hands every score and dead letter written so far to the OS (files) or to
+    /// the broker (Kafka, acknowledged).
     fn flush(&mut self) -> Result<(), DaemonError> {
-        if let Some(w) = self.scores.as_mut() {
+        if let ScoresTarget::Writer(w) = &mut self.scores {
             w.flush()?;
         }
-        if let Some(w) = self.dead_letters.as_mut() {
+        if let DeadLetterTarget::File(w) = &mut self.dead_letters {
             w.flush()?;
+        }
+        if let Some(k) = self.kafka.as_mut() {
+            k.flush()?;
         }
         Ok(())
     }
@@ -156,14 +207,42 @@ impl OutputStage {
             .as_millis() as u64;
         self.counters.last_snapshot_ms.store(now_ms, Relaxed);
         tracing::debug!(path = %path.display(), model_version = file.model_version, "snapshot written");
-        if let Some(p) = self.publisher.as_mut() {
-            p.publish(file)?;
+        if let (Some(topic), Some(sink)) = (&self.snapshot_topic, self.kafka.as_mut()) {
+            // Consumers of the topic want the parameters, not the estimator state.
+            let mut public = file.clone();
+            public.state = None;
+            public.anomaly_state = None;
+            let json = public.to_json().map_err(SinkError::from)?;
+            sink.send(topic, Some(self.model_name.as_bytes()), &json, None)?;
+            sink.flush()?;
         }
         if let (Some(c), Some(positions)) = (self.committer.as_mut(), file.positions.as_ref()) {
-            c.commit(positions)?;
+            c.commit(positions);
         }
         Ok(())
     }
+}
+
+fn kafka_positions(origins: &[Origin]) -> Vec<KafkaPosition<'_>> {
+    origins
+        .iter()
+        .map(|o| match o {
+            Origin::Kafka {
+                topic,
+                partition,
+                offset,
+            } => KafkaPosition {
+                topic,
+                partition: *partition,
+                offset: *offset,
+            },
+            Origin::Next(_) => KafkaPosition {
+                topic: "",
+                partition: -1,
+                offset: -1,
+            },
+        })
+        .collect()
 }
 
 fn dead_letter_position(r: &Rejected) -> Option<DeadLetterPosition<'_>> {

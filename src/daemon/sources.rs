@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::output::{PositionCommitter, SnapshotPublisher};
+use super::output::PositionCommitter;
 use super::restore::Restored;
 use super::status::Counters;
 use super::DaemonError;
@@ -17,6 +17,7 @@ use crate::model::Positions;
 use crate::source::chunk::{Chunk, Origin, PositionTracker, RecordMark, SourceMsg};
 use crate::source::file::{FileSource, SourceError};
 use crate::source::generator::Generator;
+use crate::source::kafka::{consumer_config, KafkaCommitter, KafkaSource};
 use crate::source::DecodeConfig;
 
 /// Generated points per chunk when there is no rate to pace.
@@ -26,13 +27,12 @@ pub struct StartedSource {
     /// The position the source starts at.
     pub tracker: PositionTracker,
     pub handle: JoinHandle<Result<(), DaemonError>>,
-    pub publisher: Option<Box<dyn SnapshotPublisher>>,
     pub committer: Option<Box<dyn PositionCommitter>>,
     /// For logs and dead letters: `file:points.csv`, `stdin`, `generator`.
     pub name: String,
 }
 
-pub fn start(
+pub async fn start(
     config: &Config,
     restored: &Restored,
     tx: mpsc::Sender<SourceMsg>,
@@ -42,11 +42,7 @@ pub fn start(
     let started = match config.source.kind {
         SourceKind::File | SourceKind::Stdin => start_file(config, restored, tx, cancel)?,
         SourceKind::Generator => start_generator(config, restored, tx, cancel)?,
-        SourceKind::Kafka => {
-            return Err(DaemonError::Kafka(
-                "source.kind = \"kafka\" is not available in this build".into(),
-            ))
-        }
+        SourceKind::Kafka => start_kafka(config, restored, tx, cancel).await?,
     };
     counters.source_ready.store(1, Relaxed);
     Ok(started)
@@ -114,7 +110,6 @@ fn start_file(
     Ok(StartedSource {
         tracker,
         handle,
-        publisher: None,
         committer: None,
         name,
     })
@@ -144,7 +139,6 @@ fn start_generator(
     Ok(StartedSource {
         tracker: PositionTracker::Generator { index },
         handle,
-        publisher: None,
         committer: None,
         name: "generator".into(),
     })
@@ -198,5 +192,58 @@ fn pace(until: Instant, cancel: &CancellationToken) {
             return;
         }
         std::thread::sleep((until - now).min(Duration::from_millis(50)));
+    }
+}
+
+async fn start_kafka(
+    config: &Config,
+    restored: &Restored,
+    tx: mpsc::Sender<SourceMsg>,
+    cancel: CancellationToken,
+) -> Result<StartedSource, DaemonError> {
+    let k = config.kafka.clone();
+    let resume = match &restored.positions {
+        Some(Positions::Kafka(map)) => map.clone(),
+        Some(other) => {
+            tracing::info!(
+                ?other,
+                "the snapshot's positions are for another source: using the group's offsets"
+            );
+            Default::default()
+        }
+        None => Default::default(),
+    };
+    let required = super::required_topics(config);
+    let decode = decode_config(config, restored);
+    let start = resume.clone();
+    // Creating the consumer and fetching metadata block (up to seconds).
+    let source = tokio::task::spawn_blocking(move || {
+        let consumer = consumer_config(&k.brokers, &k.group_id, &k.properties);
+        KafkaSource::connect(consumer, &k.brokers, &k.topics, &required, start, decode)
+    })
+    .await
+    .map_err(|e| DaemonError::Stage(e.to_string()))??;
+    let committer = KafkaCommitter {
+        consumer: source.consumer.clone(),
+        durable: source.durable.clone(),
+    };
+    let handle =
+        tokio::task::spawn_blocking(move || source.run(tx, cancel).map_err(DaemonError::from));
+    Ok(StartedSource {
+        tracker: PositionTracker::Kafka(resume),
+        handle,
+        committer: Some(Box::new(CommitToKafka(committer))),
+        name: "kafka".into(),
+    })
+}
+
+/// Commits Kafka offsets after each durable snapshot.
+struct CommitToKafka(KafkaCommitter);
+
+impl PositionCommitter for CommitToKafka {
+    fn commit(&mut self, positions: &Positions) {
+        if let Positions::Kafka(map) = positions {
+            self.0.commit(map);
+        }
     }
 }

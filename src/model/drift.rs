@@ -2,16 +2,66 @@
 //!
 //! A model that forgets at a constant rate recovers from an abrupt change only as
 //! fast as the stale statistics fade: several half-lives, during which they also
-//! inflate the covariances to cover old and new data. So each batch's mean
-//! log-likelihood, under the model before the batch, is compared with what the model
-//! has been achieving (an exponentially weighted mean and variance of recent batches'
-//! values). A batch far below it starts a recovery: for `recovery` half-lives the
-//! half-life is divided by `speedup`, so stale statistics are gone within about one
-//! half-life instead of several.
+//! inflate the covariances to cover old and new data. So each batch's typical
+//! log-density under the model before the batch (its median: a burst of outliers is
+//! not a change of regime) is compared with what the model has been achieving (an
+//! exponentially weighted mean and variance of recent batches' medians). A batch far
+//! below it starts a recovery: for `recovery` half-lives the half-life is divided by
+//! `speedup`, so stale statistics are gone within about one half-life instead of
+//! several. Batches too small to say anything (a timeout batch of a few points) are
+//! neither judged nor learned from.
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{finite_above, finite_at_least, invalid, Result};
+
+/// Batches with fewer points are neither judged nor learned from.
+pub const MIN_JUDGED_POINTS: usize = 32;
+
+/// The median log-density of a batch and the standard error of that median.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchLevel {
+    pub median: f64,
+    pub std_error: f64,
+    pub points: usize,
+}
+
+impl BatchLevel {
+    /// From a batch's log-densities. The spread comes from the median absolute
+    /// deviation (robust to the outliers anomaly scoring is about); the median's
+    /// standard error is about 1.2533 σ/√n for near-normal data.
+    pub fn of(log_density: &[f64]) -> Self {
+        let mut v: Vec<f64> = log_density
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
+        let n = v.len();
+        if n == 0 {
+            return Self {
+                median: f64::NAN,
+                std_error: f64::INFINITY,
+                points: 0,
+            };
+        }
+        let median = select_median(&mut v);
+        for x in v.iter_mut() {
+            *x = (*x - median).abs();
+        }
+        let sigma = 1.4826 * select_median(&mut v);
+        Self {
+            median,
+            std_error: 1.2533 * sigma / (n as f64).sqrt(),
+            points: n,
+        }
+    }
+}
+
+/// The (upper) median, reordering `v`.
+fn select_median(v: &mut [f64]) -> f64 {
+    let mid = v.len() / 2;
+    *v.select_nth_unstable_by(mid, f64::total_cmp).1
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DriftSettings {
@@ -77,16 +127,15 @@ pub struct DriftState {
 }
 
 impl DriftState {
-    /// Judges a batch by its mean log-likelihood and the standard error of that mean;
-    /// returns true when the batch starts a recovery.
-    pub fn observe(&mut self, settings: &DriftSettings, mean_ll: f64, std_error: f64) -> bool {
-        if !settings.enabled || !mean_ll.is_finite() {
+    /// Judges a batch by its level; returns true when the batch starts a recovery.
+    pub fn observe(&mut self, settings: &DriftSettings, level: BatchLevel) -> bool {
+        if !settings.enabled || level.points < MIN_JUDGED_POINTS || !level.median.is_finite() {
             return false;
         }
         let judged = self.baseline_count >= settings.baseline_batches && !self.is_recovering();
         if judged {
-            let drop = self.baseline_mean - mean_ll;
-            let sd = (self.baseline_var + std_error * std_error).sqrt();
+            let drop = self.baseline_mean - level.median;
+            let sd = (self.baseline_var + level.std_error * level.std_error).sqrt();
             if drop > settings.min_drop && drop > settings.threshold * sd {
                 self.changes += 1;
                 self.recovering = settings.recovery;
@@ -95,7 +144,7 @@ impl DriftState {
                 return true;
             }
         }
-        self.learn(settings, mean_ll);
+        self.learn(settings, level.median);
         false
     }
 
@@ -142,10 +191,18 @@ impl DriftState {
 mod tests {
     use super::*;
 
+    fn level(median: f64) -> BatchLevel {
+        BatchLevel {
+            median,
+            std_error: 0.01,
+            points: 1000,
+        }
+    }
+
     fn steady(state: &mut DriftState, s: &DriftSettings, n: usize) {
         for i in 0..n {
             let noise = if i % 2 == 0 { 0.01 } else { -0.01 };
-            assert!(!state.observe(s, -10.0 + noise, 0.01));
+            assert!(!state.observe(s, level(-10.0 + noise)));
         }
     }
 
@@ -154,11 +211,11 @@ mod tests {
         let s = DriftSettings::default();
         let mut st = DriftState::default();
         steady(&mut st, &s, 20);
-        assert!(st.observe(&s, -14.0, 0.01));
+        assert!(st.observe(&s, level(-14.0)));
         assert!(st.is_recovering());
         assert_eq!(st.speedup(&s), s.speedup);
         // No second alarm while recovering, even at the low level.
-        assert!(!st.observe(&s, -14.0, 0.01));
+        assert!(!st.observe(&s, level(-14.0)));
         st.advance(s.recovery);
         assert!(!st.is_recovering());
         assert_eq!(st.changes, 1);
@@ -169,8 +226,28 @@ mod tests {
         let s = DriftSettings::default();
         let mut st = DriftState::default();
         steady(&mut st, &s, 50);
-        assert!(!st.observe(&s, -10.1, 0.01));
+        assert!(!st.observe(&s, level(-10.1)));
         assert_eq!(st.changes, 0);
+    }
+
+    #[test]
+    fn tiny_batches_are_not_judged() {
+        let s = DriftSettings::default();
+        let mut st = DriftState::default();
+        steady(&mut st, &s, 20);
+        let one_point = BatchLevel::of(&[-30.0]);
+        assert!(!st.observe(&s, one_point));
+        assert_eq!(st.changes, 0);
+    }
+
+    #[test]
+    fn the_level_ignores_a_burst_of_outliers() {
+        // 10 % of a batch far out moves the mean by several nats, not the median.
+        let mut values: Vec<f64> = (0..900).map(|i| -5.0 + (i % 10) as f64 * 0.1).collect();
+        values.extend(std::iter::repeat_n(-80.0, 100));
+        let level = BatchLevel::of(&values);
+        assert!((level.median - (-4.6)).abs() < 0.11, "{level:?}");
+        assert!(level.std_error < 0.02, "{level:?}");
     }
 
     #[test]
@@ -178,6 +255,6 @@ mod tests {
         let s = DriftSettings::default();
         let mut st = DriftState::default();
         steady(&mut st, &s, 3);
-        assert!(!st.observe(&s, -20.0, 0.01));
+        assert!(!st.observe(&s, level(-20.0)));
     }
 }

@@ -21,7 +21,7 @@ mod schedule;
 mod stats;
 
 pub use covariance::{CovarianceType, Covariances};
-pub use drift::{DriftSettings, DriftState};
+pub use drift::{BatchLevel, DriftSettings, DriftState};
 pub use em::{em_step, fit, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
 pub use estep::{EvalRequest, Evaluation};

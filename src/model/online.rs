@@ -16,7 +16,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::covariance::{CovarianceType, Covariances};
-use super::drift::{DriftSettings, DriftState};
+use super::drift::{BatchLevel, DriftSettings, DriftState};
 use super::em::{fit, EmSettings, Start};
 use super::error::{finite_above, finite_at_least, invalid, ModelError, Result};
 use super::estep::{EvalRequest, Evaluation};
@@ -404,8 +404,8 @@ impl OnlineEm {
         let mut evaluation = model.evaluate(x, EvalRequest::ALL)?;
         let mut batch = evaluation.stats.take().ok_or(ModelError::Empty)?;
         let mut drift = self.state.drift.clone();
-        let (mean_ll, std_error) = mean_and_std_error(&evaluation.log_density);
-        let change = drift.observe(&self.settings.drift, mean_ll, std_error);
+        let level = BatchLevel::of(&evaluation.log_density);
+        let change = drift.observe(&self.settings.drift, level);
         let n = x.ncols();
         let forgotten = self.forget(n, elapsed_seconds, change, &mut drift)?;
         let mut stats = forgotten.stats;
@@ -658,14 +658,6 @@ fn median_covariance(model: &GaussianMixture, withered: &[usize]) -> DMatrix<f64
     alive.sort_by(|a, b| a.trace().total_cmp(&b.trace()));
     // The lower median: with two components, the smaller one.
     alive.swap_remove((alive.len() - 1) / 2)
-}
-
-/// Mean of the values and the standard error of that mean.
-fn mean_and_std_error(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, (var / n).sqrt())
 }
 
 /// Replaces component k's statistics by `weight` points with the given mean and

@@ -3,6 +3,7 @@
 //! I/O; the pipeline calls these from its own tasks or threads.
 
 pub mod dead_letter;
+pub mod kafka;
 pub mod scores;
 pub mod snapshot;
 

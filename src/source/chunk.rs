@@ -62,8 +62,15 @@ impl Chunk {
     }
 }
 
+/// Answered once everything sent before a [`SourceMsg::Flush`] is absorbed, in a
+/// durable snapshot, and committed.
+pub type Ack = std::sync::mpsc::SyncSender<()>;
+
 pub enum SourceMsg {
     Chunk(Chunk),
+    /// Absorb everything so far, snapshot and commit, then answer (Kafka: before
+    /// partitions are revoked).
+    Flush(Ack),
     /// A finite source is exhausted: absorb what remains and stop.
     End,
 }

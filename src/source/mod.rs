@@ -7,6 +7,7 @@ pub mod decode;
 pub mod file;
 mod format;
 pub mod generator;
+pub mod kafka;
 mod read_all;
 pub mod records;
 

@@ -1,0 +1,463 @@
+//! The `kafka` source: a consumer in a group, polled on a thread of its own.
+//!
+//! Positions live in the snapshot, not in Kafka: offsets are stored and committed
+//! by the daemon itself, never automatically. When partitions are assigned, each
+//! starts at the newest durable snapshot's position for it (else the group's
+//! committed offset, else `auto.offset.reset`), by setting the offsets in the
+//! assignment itself. When partitions are revoked, the pipeline is flushed first:
+//! the points read from them are absorbed, a snapshot is written and the offsets
+//! committed, and only then are they given up. When the pipeline is full the
+//! assigned partitions are paused, so nothing piles up in memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::chunk::{Chunk, Origin, RecordMark, Rejected, SourceMsg};
+use super::{DecodeConfig, DecodeConfigError, Decoder, Reject, RejectReason};
+
+/// Points per chunk sent into the pipeline.
+const CHUNK_POINTS: usize = 1024;
+const POLL: Duration = Duration::from_millis(100);
+/// How long a revocation waits for the pipeline to absorb, snapshot and commit.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Error)]
+pub enum KafkaSourceError {
+    #[error("cannot create the Kafka consumer: {0}")]
+    Create(KafkaError),
+    #[error("cannot reach the Kafka brokers {brokers}: {error}")]
+    Unreachable { brokers: String, error: KafkaError },
+    #[error("these Kafka topics do not exist: {}; create them first (gmm-stream never relies on auto-creation)", .0.join(", "))]
+    MissingTopics(Vec<String>),
+    #[error("cannot subscribe to {topics:?}: {error}")]
+    Subscribe {
+        topics: Vec<String>,
+        error: KafkaError,
+    },
+    #[error("the Kafka consumer failed: {0}")]
+    Fatal(String),
+    #[error("{0}")]
+    Decode(#[from] DecodeConfigError),
+}
+
+/// Source positions contained in a durable snapshot: where a partition that is
+/// (re)assigned starts. The committer updates them after every snapshot.
+pub type DurablePositions = Arc<Mutex<BTreeMap<String, BTreeMap<i32, i64>>>>;
+
+/// The chunk being assembled, shared with the rebalance callback (which runs on
+/// the polling thread, inside `poll`).
+struct Link {
+    tx: mpsc::Sender<SourceMsg>,
+    pending: Chunk,
+}
+
+pub struct SourceContext {
+    durable: DurablePositions,
+    link: Mutex<Option<Link>>,
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.set_start_offsets(tpl);
+                tracing::info!(partitions = %describe(tpl), "partitions assigned");
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!(partitions = %describe(tpl), "partitions revoked: absorbing, snapshotting and committing first");
+                self.flush_pipeline();
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance failed");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot apply the new partition assignment");
+        }
+    }
+}
+
+impl SourceContext {
+    /// Starts each assigned partition at the durable snapshot's position for it;
+    /// the others keep the group's committed offset (or `auto.offset.reset`).
+    fn set_start_offsets(&self, tpl: &mut TopicPartitionList) {
+        let durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
+        let starts: Vec<(String, i32, i64)> = tpl
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let offset = durable.get(e.topic())?.get(&e.partition())?;
+                Some((e.topic().to_string(), e.partition(), *offset))
+            })
+            .collect();
+        drop(durable);
+        for (topic, partition, offset) in starts {
+            if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset)) {
+                tracing::warn!(topic, partition, offset, error = %e, "cannot set the start offset");
+            }
+        }
+    }
+
+    /// Sends what was read so far, then a flush, and waits until the pipeline has
+    /// absorbed it, written a snapshot and committed.
+    fn flush_pipeline(&self) {
+        let Some((tx, chunk)) = self.take_pending() else {
+            return;
+        };
+        if !chunk.is_empty() && tx.blocking_send(SourceMsg::Chunk(chunk)).is_err() {
+            return;
+        }
+        let (ack, done) = std::sync::mpsc::sync_channel(1);
+        if tx.blocking_send(SourceMsg::Flush(ack)).is_err() {
+            return;
+        }
+        if done.recv_timeout(FLUSH_TIMEOUT).is_err() {
+            tracing::warn!("the snapshot before the revocation did not complete in time; the partitions' next owner may read some points again");
+        }
+    }
+
+    fn take_pending(&self) -> Option<(mpsc::Sender<SourceMsg>, Chunk)> {
+        let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
+        let link = link.as_mut()?;
+        Some((link.tx.clone(), std::mem::take(&mut link.pending)))
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    tpl.elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub struct KafkaSource {
+    pub consumer: Arc<BaseConsumer<SourceContext>>,
+    pub durable: DurablePositions,
+    decoder: Decoder,
+    topics: Vec<String>,
+    /// One shared name per topic, so messages do not allocate one each.
+    names: HashMap<String, Arc<str>>,
+}
+
+/// The consumer settings, with `properties` applied after ours (they may override).
+pub fn consumer_config(
+    brokers: &str,
+    group_id: &str,
+    properties: &BTreeMap<String, String>,
+) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("allow.auto.create.topics", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+    config
+}
+
+impl KafkaSource {
+    /// Creates the consumer and checks that every `required` topic exists.
+    pub fn connect(
+        config: ClientConfig,
+        brokers: &str,
+        topics: &[String],
+        required: &[String],
+        resume: BTreeMap<String, BTreeMap<i32, i64>>,
+        decode: DecodeConfig,
+    ) -> Result<Self, KafkaSourceError> {
+        let decoder = Decoder::new(decode)?;
+        let durable = Arc::new(Mutex::new(resume));
+        let context = SourceContext {
+            durable: durable.clone(),
+            link: Mutex::new(None),
+        };
+        let consumer: BaseConsumer<SourceContext> = config
+            .create_with_context(context)
+            .map_err(KafkaSourceError::Create)?;
+        let metadata = consumer
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .map_err(|error| KafkaSourceError::Unreachable {
+                brokers: brokers.to_string(),
+                error,
+            })?;
+        let existing: Vec<&str> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| t.name())
+            .collect();
+        let mut missing: Vec<String> = required
+            .iter()
+            .filter(|t| !existing.contains(&t.as_str()))
+            .cloned()
+            .collect();
+        missing.dedup();
+        if !missing.is_empty() {
+            return Err(KafkaSourceError::MissingTopics(missing));
+        }
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            durable,
+            decoder,
+            topics: topics.to_vec(),
+            names: HashMap::new(),
+        })
+    }
+
+    /// Polls until cancelled (Kafka never ends). Runs on its own thread.
+    pub fn run(
+        mut self,
+        tx: mpsc::Sender<SourceMsg>,
+        cancel: CancellationToken,
+    ) -> Result<(), KafkaSourceError> {
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        self.consumer
+            .subscribe(&topics)
+            .map_err(|error| KafkaSourceError::Subscribe {
+                topics: self.topics.clone(),
+                error,
+            })?;
+        self.set_link(Some(Link {
+            tx: tx.clone(),
+            pending: Chunk::default(),
+        }));
+        let result = self.poll_until(&tx, &cancel);
+        // Past this point a revocation (when the consumer closes) has no pipeline
+        // to flush into.
+        self.set_link(None);
+        result
+    }
+
+    fn set_link(&self, link: Option<Link>) {
+        *self
+            .consumer
+            .context()
+            .link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = link;
+    }
+
+    fn poll_until(
+        &mut self,
+        tx: &mpsc::Sender<SourceMsg>,
+        cancel: &CancellationToken,
+    ) -> Result<(), KafkaSourceError> {
+        let mut errors = ErrorLog::default();
+        // A message borrows the consumer it came from, not `self`.
+        let consumer = self.consumer.clone();
+        while !cancel.is_cancelled() {
+            let full = match consumer.poll(POLL) {
+                None => self.pending_len() > 0,
+                Some(Ok(message)) => {
+                    let (topic, partition, offset) = (
+                        message.topic().to_string(),
+                        message.partition(),
+                        message.offset(),
+                    );
+                    self.decode(&topic, partition, offset, message.payload())
+                }
+                Some(Err(error)) => {
+                    if let Some((_, reason)) = consumer.client().fatal_error() {
+                        return Err(KafkaSourceError::Fatal(reason));
+                    }
+                    errors.note(&error);
+                    false
+                }
+            };
+            if full && !self.send_pending(tx) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn pending_len(&self) -> usize {
+        let link = self
+            .consumer
+            .context()
+            .link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        link.as_ref()
+            .map_or(0, |l| l.pending.marks.len() + l.pending.rejects.len())
+    }
+
+    /// Decodes one message into the pending chunk; true when the chunk is full.
+    fn decode(&mut self, topic: &str, partition: i32, offset: i64, payload: Option<&[u8]>) -> bool {
+        let name = self
+            .names
+            .entry(topic.to_string())
+            .or_insert_with(|| Arc::from(topic))
+            .clone();
+        let origin = Origin::Kafka {
+            topic: name,
+            partition,
+            offset,
+        };
+        let mut link = self
+            .consumer
+            .context()
+            .link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(link) = link.as_mut() else {
+            return false;
+        };
+        let chunk = &mut link.pending;
+        let mut rejects = Vec::new();
+        match payload {
+            Some(bytes) if !bytes.is_empty() => {
+                self.decoder.decode(bytes, &mut chunk.values, &mut rejects);
+            }
+            _ => rejects.push(Reject::new(RejectReason::Parse, "empty message")),
+        }
+        let dim = self.decoder.dim().unwrap_or(1);
+        for reject in rejects {
+            chunk.rejects.push(Rejected {
+                location: format!("{topic}[{partition}]@{offset}"),
+                reject,
+                start: None,
+                line: None,
+                payload: payload.unwrap_or_default().to_vec(),
+                origin: origin.clone(),
+            });
+        }
+        chunk.marks.push(RecordMark {
+            points_end: chunk.values.len() / dim,
+            origin,
+        });
+        chunk.values.len() >= CHUNK_POINTS * dim || chunk.marks.len() >= CHUNK_POINTS
+    }
+
+    /// Sends the pending chunk, pausing the partitions while the pipeline is full.
+    /// False when the pipeline is gone.
+    fn send_pending(&self, tx: &mpsc::Sender<SourceMsg>) -> bool {
+        let chunk = {
+            let mut link = self
+                .consumer
+                .context()
+                .link
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match link.as_mut() {
+                Some(l) => std::mem::take(&mut l.pending),
+                None => return false,
+            }
+        };
+        match tx.try_send(SourceMsg::Chunk(chunk)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let paused = self.consumer.assignment().ok();
+                if let Some(p) = &paused {
+                    let _ = self.consumer.pause(p);
+                }
+                let sent = tx.blocking_send(msg).is_ok();
+                if let Some(p) = &paused {
+                    let _ = self.consumer.resume(p);
+                }
+                sent
+            }
+        }
+    }
+}
+
+/// Commits offsets to the group once the snapshot holding them is durable, for
+/// partitions still assigned; records them as where a reassigned partition starts.
+pub struct KafkaCommitter {
+    pub consumer: Arc<BaseConsumer<SourceContext>>,
+    pub durable: DurablePositions,
+}
+
+impl KafkaCommitter {
+    pub fn commit(&self, positions: &BTreeMap<String, BTreeMap<i32, i64>>) {
+        {
+            let mut durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
+            for (topic, partitions) in positions {
+                durable.entry(topic.clone()).or_default().extend(partitions);
+            }
+        }
+        let Ok(assigned) = self.consumer.assignment() else {
+            return;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for e in assigned.elements() {
+            if let Some(offset) = positions.get(e.topic()).and_then(|p| p.get(&e.partition())) {
+                let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*offset));
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        // Commits serve lag monitoring; the snapshot is the truth. A failed commit
+        // is retried with the next snapshot.
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+            tracing::warn!(error = %e, "cannot commit offsets; they will be committed with the next snapshot");
+        }
+    }
+}
+
+/// Logs consumer errors (broker down, fetch failures) at most every ten seconds:
+/// librdkafka retries them itself.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    fn note(&mut self, error: &KafkaError) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            tracing::warn!(%error, suppressed = self.suppressed, "Kafka consumer error (retrying)");
+            self.last = Some(now);
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
