@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod model;
 pub mod sink;
 pub mod source;

@@ -126,9 +126,11 @@ impl EstimatorStage {
                 return Ok(());
             }
         };
+        let took = started.elapsed();
         self.counters
             .last_step_us
-            .store(started.elapsed().as_micros() as u64, Relaxed);
+            .store(took.as_micros() as u64, Relaxed);
+        metrics::histogram!(crate::http::metrics::EM_STEP_SECONDS).record(took.as_secs_f64());
         self.positions = batch.positions;
         if outcome.change_detected {
             tracing::warn!("abrupt change detected: forgetting faster and refitting on new points");

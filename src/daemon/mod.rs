@@ -66,6 +66,8 @@ pub enum DaemonError {
     Stage(String),
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),
+    #[error("cannot listen on http.listen = {addr}: {error}")]
+    Http { addr: String, error: std::io::Error },
 }
 
 impl DaemonError {
@@ -117,7 +119,8 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
         restored.estimator.model_version(),
         std::sync::atomic::Ordering::Relaxed,
     );
-    let (live_tx, _live_rx) = watch::channel::<Option<LiveModel>>(None);
+    let (live_tx, live_rx) = watch::channel::<Option<LiveModel>>(None);
+    let http = start_http(&config, &counters, live_rx, &cancel).await?;
 
     let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
     let (batch_tx, batch_rx) = mpsc::channel(BATCH_QUEUE);
@@ -180,6 +183,9 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     let sourced = source.handle.await;
     cancel.cancel();
     let _ = status.await;
+    if let Some(http) = http {
+        let _ = http.await;
+    }
     estimated?;
     written?;
     match sourced {
@@ -192,6 +198,38 @@ async fn join(handle: tokio::task::JoinHandle<Result<(), DaemonError>>) -> Resul
     handle
         .await
         .unwrap_or_else(|e| Err(DaemonError::Stage(e.to_string())))
+}
+
+/// Binds and serves the HTTP API when `http.listen` is set.
+async fn start_http(
+    config: &Config,
+    counters: &Arc<Counters>,
+    live: watch::Receiver<Option<LiveModel>>,
+    cancel: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, DaemonError> {
+    let listen = config.http.listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let (listener, addr) = crate::http::bind(listen)
+        .await
+        .map_err(|error| DaemonError::Http {
+            addr: listen.to_string(),
+            error,
+        })?;
+    tracing::info!(%addr, "HTTP API listening");
+    let state = crate::http::AppState {
+        counters: counters.clone(),
+        live,
+        token: non_empty(&config.http.token).map(Arc::from),
+        max_body_bytes: config.http.max_body_bytes,
+    };
+    let app = crate::http::router(state);
+    Ok(Some(tokio::spawn(crate::http::serve(
+        listener,
+        app,
+        cancel.clone(),
+    ))))
 }
 
 fn scores_target(config: &Config) -> Result<ScoresTarget, DaemonError> {

@@ -69,7 +69,25 @@ pub struct SourceContext {
     link: Mutex<Option<Link>>,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    /// librdkafka's periodic statistics carry each partition's lag behind its
+    /// high watermark, measured from the committed offset (what monitoring sees).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 marks partitions this consumer does not fetch (or not yet).
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::gauge!(
+                        crate::http::metrics::CONSUMER_LAG,
+                        "topic" => topic.clone(),
+                        "partition" => partition.to_string()
+                    )
+                    .set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn rebalance(
@@ -189,7 +207,9 @@ pub fn consumer_config(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("allow.auto.create.topics", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Statistics feed the per-partition consumer lag metric.
+        .set("statistics.interval.ms", "5000");
     for (k, v) in properties {
         config.set(k, v);
     }

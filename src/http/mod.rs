@@ -1,0 +1,246 @@
+//! The daemon's HTTP server (CONTRACT "HTTP"): `/healthz`, `/readyz`, `/metrics`,
+//! `/model` and `POST /score`. It reads the model the estimator publishes and never
+//! blocks it; scoring large bodies runs off the reactor. `/model` and `/score`
+//! reveal the data's distribution, so an optional bearer token guards them.
+
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::daemon::estimator::LiveModel;
+use crate::daemon::status::Counters;
+use crate::model::{points_from_rows, EvalRequest};
+use crate::sink::scores::ScoreRecord;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub counters: Arc<Counters>,
+    pub live: watch::Receiver<Option<LiveModel>>,
+    /// Required as `Authorization: Bearer <token>` by /model and /score.
+    pub token: Option<Arc<str>>,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_page))
+        .route("/model", get(model))
+        .route("/score", post(score))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Binds `listen` (so a taken port is reported at start-up) and returns the
+/// address actually bound (port 0 picks a free one).
+pub async fn bind(listen: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Serves until `cancel` fires.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    // Install the recorder before events (EM step latencies) are recorded.
+    let _ = metrics::handle();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let model = state.live.borrow().is_some();
+    let source = state
+        .counters
+        .source_ready
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 1;
+    match (model, source) {
+        (true, true) => (StatusCode::OK, "ready\n").into_response(),
+        (false, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the model is still warming up\n",
+        )
+            .into_response(),
+        (true, false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the source is not connected\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_page(State(state): State<AppState>) -> Response {
+    match metrics::render(&state.counters) {
+        Some(page) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            page,
+        )
+            .into_response(),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not available: another metrics recorder is installed in this process",
+        ),
+    }
+}
+
+async fn model(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(denied) = check_token(&state, &headers) {
+        return denied;
+    }
+    let Some(live) = state.live.borrow().clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the model is still warming up",
+        );
+    };
+    match live.file.to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot encode the model: {e}"),
+        ),
+    }
+}
+
+async fn score(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(denied) = check_token(&state, &headers) {
+        return denied;
+    }
+    let body = match read_body(&headers, body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
+    };
+    let Some(live) = state.live.borrow().clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the model is still warming up",
+        );
+    };
+    let scored = tokio::task::spawn_blocking(move || score_body(&live, &body)).await;
+    match scored {
+        Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Ok(Err(message)) => error(StatusCode::BAD_REQUEST, &message),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("scoring failed: {e}"),
+        ),
+    }
+}
+
+/// The body, or 413 when it is over `limit`: at once from a declared length (no
+/// need to read what will be refused), else once the limit is passed.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is over {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+/// Parses `[[x1, ..., xd], ...]`, checks it, and answers with one score record
+/// per point. Errors are messages for a 400.
+fn score_body(live: &LiveModel, body: &[u8]) -> Result<Vec<u8>, String> {
+    let points: Vec<Vec<f64>> = serde_json::from_slice(body).map_err(|e| {
+        format!("the body must be a JSON array of points, each an array of numbers: {e}")
+    })?;
+    let d = live.model.n_features();
+    let mut flat = Vec::with_capacity(points.len() * d);
+    for (i, p) in points.iter().enumerate() {
+        if p.len() != d {
+            return Err(format!(
+                "point {i} has {} coordinates, the model has {d}",
+                p.len()
+            ));
+        }
+        if let Some(j) = p.iter().position(|v| !v.is_finite()) {
+            return Err(format!("point {i} has a non-finite coordinate {j}"));
+        }
+        flat.extend_from_slice(p);
+    }
+    let x = points_from_rows(&flat, d).map_err(|e| e.to_string())?;
+    let request = EvalRequest {
+        log_density: true,
+        responsibilities: true,
+        stats: false,
+    };
+    let evaluation = live.model.evaluate(x, request).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(points.len() * 128 + 2);
+    out.push(b'[');
+    for j in 0..points.len() {
+        if j > 0 {
+            out.push(b',');
+        }
+        ScoreRecord::from_evaluation(&evaluation, j, live.model_version, live.threshold)
+            .write_json(&mut out);
+    }
+    out.extend_from_slice(b"]\n");
+    Ok(out)
+}
+
+/// `Some(401)` unless the request carries the configured bearer token.
+fn check_token(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let expected = state.token.as_deref()?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        None
+    } else {
+        let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        Some(response)
+    }
+}
+
+/// Compares without stopping at the first difference, so the time taken does not
+/// tell how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string() + "\n";
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
