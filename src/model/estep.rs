@@ -7,13 +7,19 @@
 //! bit-for-bit the same whatever the number of threads: a restarted daemon reproduces
 //! an uninterrupted one exactly.
 
-use nalgebra::{DMatrix, DMatrixView};
+use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 
-use super::covariance::Factors;
-use super::linalg::{log_sum_exp, Points, GEMM_MIN_DIM};
+use super::covariance::{CovarianceType, Factors};
+#[cfg(target_arch = "x86_64")]
+use super::linalg::Avx2;
+use super::linalg::{
+    accumulate_centred, diag_log_prob, offset_log_prob, pack_lower_rows, padded, responsibilities,
+    spherical_log_prob, transpose_points, whiten_points, whitened_log_prob, CentredSums, Points,
+    Portable, Simd,
+};
 use super::mixture::GaussianMixture;
-use super::stats::SufficientStats;
+use super::stats::{ComponentScatter, SufficientStats};
 
 pub(crate) const BLOCK: usize = 256;
 pub(crate) const CHUNK: usize = 1024;
@@ -82,10 +88,11 @@ struct ChunkResult {
 pub(crate) fn evaluate(model: &GaussianMixture, x: Points<'_>, request: EvalRequest) -> Evaluation {
     let n = x.ncols();
     let k = model.n_components();
+    let kernel = Kernel::new(model);
     let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
     let run = |&start: &usize| {
         let len = CHUNK.min(n - start);
-        evaluate_chunk(model, x.columns(start, len), request)
+        kernel.chunk(x.columns(start, len), request)
     };
     let chunks: Vec<ChunkResult> = if starts.len() > 1 {
         starts.par_iter().map(run).collect()
@@ -118,160 +125,235 @@ pub(crate) fn evaluate(model: &GaussianMixture, x: Points<'_>, request: EvalRequ
     out
 }
 
-fn evaluate_chunk(model: &GaussianMixture, x: Points<'_>, request: EvalRequest) -> ChunkResult {
-    let k = model.n_components();
-    let n = x.ncols();
-    let mut result = ChunkResult {
-        log_likelihood: 0.0,
-        log_density: Vec::with_capacity(if request.log_density { n } else { 0 }),
-        responsibilities: Vec::with_capacity(if request.responsibilities { k * n } else { 0 }),
-        stats: request
-            .stats
-            .then(|| SufficientStats::new(model.covariance_type(), k, model.n_features())),
-    };
-    let mut scratch = Scratch::default();
-    let mut lp = Vec::new();
-    for start in (0..n).step_by(BLOCK) {
-        let block = x.columns(start, BLOCK.min(n - start));
-        weighted_log_prob(model, block, &mut lp, &mut scratch);
-        // lp becomes the responsibilities, column by column.
-        for col in lp.chunks_exact_mut(k) {
-            let lse = log_sum_exp(col);
-            result.log_likelihood += lse;
-            if request.log_density {
-                result.log_density.push(lse);
-            }
-            normalise(col, lse);
-        }
-        if request.responsibilities {
-            result.responsibilities.extend_from_slice(&lp);
-        }
-        if let Some(stats) = result.stats.as_mut() {
-            stats.absorb_block(block, &lp, &mut scratch.scatter);
-        }
-    }
-    result
-}
-
-/// Turns one point's weighted log-probabilities into responsibilities.
-fn normalise(col: &mut [f64], lse: f64) {
-    if lse.is_finite() {
-        col.iter_mut().for_each(|v| *v = (*v - lse).exp());
-    } else {
-        // A point so far away that every density underflows (|x| near 1e154): it
-        // explains nothing, so it is given to no component.
-        col.iter_mut().for_each(|v| *v = 0.0);
-    }
-}
-
+/// Buffers reused by every block of a chunk.
 #[derive(Default)]
 struct Scratch {
-    centred: Vec<f64>,
-    whitened: DMatrix<f64>,
-    scatter: Vec<f64>,
+    /// The block, coordinate-major: d rows of `bp`.
+    xt: Vec<f64>,
+    /// K rows of `bp`: weighted log-probabilities, then responsibilities.
+    lp: Vec<f64>,
+    /// ln p(x_j).
+    lse: Vec<f64>,
+    /// Centred points of one whitening tile.
+    tile: Vec<f64>,
+    /// Tied: the whitened block.
+    z: Vec<f64>,
+    /// Centred and weighted points for the statistics.
+    work: Vec<f64>,
 }
 
-/// Fills `lp` (K×B, column-major) with `ln π_k + ln N(x_j | μ_k, Σ_k)`.
-fn weighted_log_prob(model: &GaussianMixture, x: Points<'_>, lp: &mut Vec<f64>, s: &mut Scratch) {
-    let (d, b) = x.shape();
-    let k_count = model.n_components();
-    lp.clear();
-    lp.resize(k_count * b, 0.0);
-    let means = model.means();
-    match &model.precision.factors {
-        Factors::Full(inv) => {
-            for (k, inv_k) in inv.iter().enumerate() {
-                let mean = means.column(k);
-                centre(x, mean.as_slice(), &mut s.centred);
-                let sq = whitened_sq_norms(inv_k, &s.centred, d, b, &mut s.whitened);
-                for (j, q) in sq.into_iter().enumerate() {
-                    lp[k + j * k_count] = model.log_norm[k] - 0.5 * q;
+/// A model laid out for the kernels, built once per evaluation and shared by the
+/// chunks.
+struct Kernel<'a> {
+    model: &'a GaussianMixture,
+    /// Full: every L_k⁻¹ packed by rows ([`pack_lower_rows`]), one after another;
+    /// tied: the shared one; empty otherwise.
+    tri: Vec<f64>,
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<Avx2>,
+}
+
+impl<'a> Kernel<'a> {
+    fn new(model: &'a GaussianMixture) -> Self {
+        let mut tri = Vec::new();
+        match &model.precision.factors {
+            Factors::Full(inv) => inv.iter().for_each(|m| pack_lower_rows(m, &mut tri)),
+            Factors::Tied(inv) => pack_lower_rows(inv, &mut tri),
+            Factors::Diag(_) | Factors::Spherical(_) => {}
+        }
+        Self {
+            model,
+            tri,
+            #[cfg(target_arch = "x86_64")]
+            avx2: Avx2::detect(),
+        }
+    }
+
+    fn chunk(&self, x: Points<'_>, request: EvalRequest) -> ChunkResult {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = self.avx2 {
+            // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
+            return unsafe { self.chunk_avx2(avx2, x, request) };
+        }
+        self.chunk_with(Portable, x, request)
+    }
+
+    /// The kernels compiled with AVX2 and FMA enabled, so that the intrinsics of
+    /// [`Avx2`] inline into them.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn chunk_avx2(&self, avx2: Avx2, x: Points<'_>, request: EvalRequest) -> ChunkResult {
+        self.chunk_with(avx2, x, request)
+    }
+
+    #[inline(always)]
+    fn chunk_with<S: Simd>(&self, s: S, x: Points<'_>, request: EvalRequest) -> ChunkResult {
+        let model = self.model;
+        let (d, n) = x.shape();
+        let k_count = model.n_components();
+        let mut result = ChunkResult {
+            log_likelihood: 0.0,
+            log_density: Vec::with_capacity(if request.log_density { n } else { 0 }),
+            responsibilities: Vec::with_capacity(if request.responsibilities {
+                k_count * n
+            } else {
+                0
+            }),
+            stats: None,
+        };
+        let full = matches!(
+            model.covariance_type(),
+            CovarianceType::Full | CovarianceType::Tied
+        );
+        let mut sums: Vec<CentredSums> = if request.stats {
+            vec![CentredSums::new(d, full); k_count]
+        } else {
+            Vec::new()
+        };
+        // The chunk's responsibilities, block after block, for the rare second pass.
+        let mut chunk_resp = Vec::new();
+        let means = model.means().as_slice();
+        let mut w = Scratch::default();
+        for start in (0..n).step_by(BLOCK) {
+            let b = BLOCK.min(n - start);
+            let bp = padded(b);
+            transpose_points(x.columns(start, b), bp, &mut w.xt);
+            self.log_prob(s, d, bp, &mut w);
+            w.lse.resize(bp, 0.0);
+            responsibilities(&mut w.lp, k_count, b, bp, &mut w.lse);
+            for &v in &w.lse[..b] {
+                result.log_likelihood += v;
+            }
+            if request.log_density {
+                result.log_density.extend_from_slice(&w.lse[..b]);
+            }
+            if request.responsibilities {
+                for j in 0..b {
+                    result
+                        .responsibilities
+                        .extend((0..k_count).map(|k| w.lp[k * bp + j]));
                 }
             }
-        }
-        Factors::Tied(inv) => {
-            // y_jk = L⁻¹(x_j − c) − L⁻¹(μ_k − c): one whitening per point.
-            centre(x, model.tied_centre.as_slice(), &mut s.centred);
-            whiten(inv, &s.centred, d, b, &mut s.whitened);
-            for j in 0..b {
-                let z = s.whitened.column(j);
-                for k in 0..k_count {
-                    let off = model.tied_offsets.column(k);
-                    let q: f64 = z
-                        .iter()
-                        .zip(off.iter())
-                        .map(|(a, o)| (a - o) * (a - o))
-                        .sum();
-                    lp[k + j * k_count] = model.log_norm[k] - 0.5 * q;
+            if request.stats {
+                // Sums about μ_k: the points were centred on it for the densities
+                // already, and the shift to the weighted mean is exact (CentredSums).
+                for ((acc, r), mean) in sums
+                    .iter_mut()
+                    .zip(w.lp.chunks_exact(bp))
+                    .zip(means.chunks_exact(d))
+                {
+                    accumulate_centred(s, &w.xt, bp, mean, r, &mut w.work, acc);
                 }
+                chunk_resp.extend_from_slice(&w.lp);
             }
         }
-        Factors::Diag(p) => {
-            for j in 0..b {
-                let xj = x.column(j);
-                for k in 0..k_count {
-                    let (mk, pk) = (means.column(k), p.column(k));
-                    let mut q = 0.0;
-                    for i in 0..d {
-                        let y = (xj[i] - mk[i]) * pk[i];
-                        q += y * y;
-                    }
-                    lp[k + j * k_count] = model.log_norm[k] - 0.5 * q;
+        if request.stats {
+            result.stats = Some(self.finish_stats(s, x, sums, &chunk_resp, &mut w));
+        }
+        result
+    }
+
+    /// Fills `w.lp` (K rows of `bp`) with `ln π_k + ln N(x_j | μ_k, Σ_k)`.
+    #[inline(always)]
+    fn log_prob<S: Simd>(&self, s: S, d: usize, bp: usize, w: &mut Scratch) {
+        let model = self.model;
+        let k_count = model.n_components();
+        w.lp.clear();
+        w.lp.resize(k_count * bp, 0.0);
+        let means = model.means().as_slice();
+        let log_norm = model.log_norm.as_slice();
+        let rows = w.lp.chunks_exact_mut(bp).zip(means.chunks_exact(d));
+        match &model.precision.factors {
+            Factors::Full(_) => {
+                let tri_len = d * (d + 1) / 2;
+                for (((lp, mean), tri), &c) in
+                    rows.zip(self.tri.chunks_exact(tri_len)).zip(log_norm)
+                {
+                    whitened_log_prob(s, tri, mean, c, &w.xt, bp, &mut w.tile, lp);
                 }
             }
-        }
-        Factors::Spherical(p) => {
-            for j in 0..b {
-                let xj = x.column(j);
-                for k in 0..k_count {
-                    let mk = means.column(k);
-                    let q: f64 = (0..d).map(|i| (xj[i] - mk[i]) * (xj[i] - mk[i])).sum();
-                    lp[k + j * k_count] = model.log_norm[k] - 0.5 * q * p[k] * p[k];
+            Factors::Tied(_) => {
+                // y_jk = L⁻¹(x_j − c) − L⁻¹(μ_k − c): one whitening per point.
+                let centre = model.tied_centre.as_slice();
+                whiten_points(s, &self.tri, centre, &w.xt, bp, &mut w.tile, &mut w.z);
+                let offsets = model.tied_offsets.as_slice();
+                for ((lp, _), (o, &c)) in rows.zip(offsets.chunks_exact(d).zip(log_norm)) {
+                    offset_log_prob(s, &w.z, o, c, bp, lp);
+                }
+            }
+            Factors::Diag(p) => {
+                for ((lp, mean), (p, &c)) in rows.zip(p.as_slice().chunks_exact(d).zip(log_norm)) {
+                    diag_log_prob(s, p, mean, c, &w.xt, bp, lp);
+                }
+            }
+            Factors::Spherical(p) => {
+                for ((lp, mean), (&p, &c)) in rows.zip(p.iter().zip(log_norm)) {
+                    spherical_log_prob(s, p, mean, c, &w.xt, bp, lp);
                 }
             }
         }
     }
-}
 
-/// `out = x − c` (each column), column-major d×B.
-fn centre(x: Points<'_>, c: &[f64], out: &mut Vec<f64>) {
-    out.clear();
-    for col in x.column_iter() {
-        out.extend(col.iter().zip(c).map(|(v, m)| v - m));
+    /// The chunk's statistics from the sums about each μ_k.
+    ///
+    /// Where a component's weighted mean in this chunk is so far from μ_k that the
+    /// shift would cancel more than a bit (a model far from its data, or a component
+    /// that only weighs a distant tail here), its sums are formed again about the
+    /// weighted mean itself, from the kept responsibilities.
+    #[inline(always)]
+    fn finish_stats<S: Simd>(
+        &self,
+        s: S,
+        x: Points<'_>,
+        sums: Vec<CentredSums>,
+        chunk_resp: &[f64],
+        w: &mut Scratch,
+    ) -> SufficientStats {
+        let model = self.model;
+        let cov_type = model.covariance_type();
+        let (d, n) = x.shape();
+        let k_count = model.n_components();
+        let mut stats = SufficientStats::new(cov_type, k_count, d);
+        for ((k, mut acc), mean) in sums
+            .into_iter()
+            .enumerate()
+            .zip(model.means().as_slice().chunks_exact(d))
+        {
+            if acc.n <= 0.0 {
+                continue;
+            }
+            let mut centre = mean.to_vec();
+            let mut delta = acc.delta();
+            if !acc.shift_is_accurate(&delta) {
+                centre.iter_mut().zip(&delta).for_each(|(c, dl)| *c += dl);
+                acc.clear();
+                let mut offset = 0;
+                for start in (0..n).step_by(BLOCK) {
+                    let b = BLOCK.min(n - start);
+                    let bp = padded(b);
+                    transpose_points(x.columns(start, b), bp, &mut w.xt);
+                    let r = &chunk_resp[offset + k * bp..][..bp];
+                    accumulate_centred(s, &w.xt, bp, &centre, r, &mut w.work, &mut acc);
+                    offset += k_count * bp;
+                }
+                delta = acc.delta();
+            }
+            let mean = DVector::from_iterator(d, centre.iter().zip(&delta).map(|(c, dl)| c + dl));
+            match cov_type {
+                CovarianceType::Full | CovarianceType::Tied => {
+                    let m2 = acc.full_scatter(&delta);
+                    stats.merge_component(k, acc.n, &mean, ComponentScatter::Full(&m2));
+                }
+                CovarianceType::Diag => {
+                    let m2 = acc.diag_scatter(&delta);
+                    stats.merge_component(k, acc.n, &mean, ComponentScatter::Diag(m2));
+                }
+                CovarianceType::Spherical => {
+                    let m2 = acc.diag_scatter(&delta).sum();
+                    stats.merge_component(k, acc.n, &mean, ComponentScatter::Spherical(m2));
+                }
+            }
+        }
+        stats
     }
-}
-
-/// `‖L⁻¹ (x_j − μ)‖²` for every column of the centred block.
-fn whitened_sq_norms(
-    inv: &DMatrix<f64>,
-    centred: &[f64],
-    d: usize,
-    b: usize,
-    whitened: &mut DMatrix<f64>,
-) -> Vec<f64> {
-    if d < GEMM_MIN_DIM {
-        // L⁻¹ is lower triangular: a short forward product per point.
-        return centred
-            .chunks_exact(d)
-            .map(|c| {
-                (0..d)
-                    .map(|i| {
-                        let y: f64 = (0..=i).map(|l| inv[(i, l)] * c[l]).sum();
-                        y * y
-                    })
-                    .sum()
-            })
-            .collect();
-    }
-    whiten(inv, centred, d, b, whitened);
-    whitened.column_iter().map(|c| c.norm_squared()).collect()
-}
-
-/// `whitened = L⁻¹ · centred` (d×B).
-fn whiten(inv: &DMatrix<f64>, centred: &[f64], d: usize, b: usize, whitened: &mut DMatrix<f64>) {
-    if whitened.shape() != (d, b) {
-        *whitened = DMatrix::zeros(d, b);
-    }
-    let c = DMatrixView::from_slice(centred, d, b);
-    whitened.gemm(1.0, inv, &c, 0.0);
 }
