@@ -258,7 +258,7 @@ impl<'a> Kernel<'a> {
     fn log_prob<S: Simd>(&self, s: S, d: usize, bp: usize, w: &mut Scratch) {
         let model = self.model;
         let k_count = model.n_components();
-        w.lp.clear();
+        // Every value is written by the kernels below.
         w.lp.resize(k_count * bp, 0.0);
         let means = model.means().as_slice();
         let log_norm = model.log_norm.as_slice();
