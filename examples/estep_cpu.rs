@@ -8,7 +8,9 @@
 //! ```
 //!
 //! The model and data are those of `benches/estep.rs` (16384 points sampled from the
-//! model); each repetition is one `evaluate(x, EvalRequest::STATS)`.
+//! model); each repetition is one `evaluate(x, EvalRequest::STATS)`, or with a fifth
+//! argument `ll` one `evaluate(x, EvalRequest::NOTHING)` (densities and log-sum-exp
+//! only), which separates the cost of the statistics.
 
 use gmm_stream::model::{CovarianceType, Covariances, EvalRequest, GaussianMixture};
 use nalgebra::{DMatrix, DVector};
@@ -39,10 +41,14 @@ fn model(d: usize, k: usize, cov_type: CovarianceType, rng: &mut ChaCha8Rng) -> 
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: estep_cpu <full|diag|spherical|tied> <d> <K> <repetitions>";
-    let [_, cov_type, d, k, reps] = args.as_slice() else {
-        eprintln!("{usage}");
-        std::process::exit(2);
+    let usage = "usage: estep_cpu <full|diag|spherical|tied> <d> <K> <repetitions> [ll]";
+    let (cov_type, d, k, reps, request) = match args.as_slice() {
+        [_, c, d, k, r] => (c, d, k, r, EvalRequest::STATS),
+        [_, c, d, k, r, ll] if ll == "ll" => (c, d, k, r, EvalRequest::NOTHING),
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
     };
     let cov_type: CovarianceType = cov_type.parse().expect("a covariance type");
     let (d, k, reps): (usize, usize, usize) = (
@@ -62,7 +68,7 @@ fn main() {
     pool.install(|| {
         for _ in 0..reps {
             let eval = gmm
-                .evaluate(std::hint::black_box(x.as_view()), EvalRequest::STATS)
+                .evaluate(std::hint::black_box(x.as_view()), request)
                 .expect("finite points");
             total += eval.log_likelihood;
         }

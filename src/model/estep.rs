@@ -2,8 +2,10 @@
 //! sufficient statistics they weight, in one pass over the points.
 //!
 //! Points are processed in blocks of [`BLOCK`] columns (small enough that the centred
-//! and whitened copies stay in cache), grouped in chunks of [`CHUNK`] that run in
-//! parallel. The chunking is fixed and chunk results merge in order, so the result is
+//! and weighted copies stay in cache), grouped in chunks of [`CHUNK`] that run in
+//! parallel. Within a chunk, each component's statistics are sums about its mean μ_k
+//! (the centring the densities needed anyway), turned into a weighted mean and a
+//! scatter about it by the exact shift at the end of the chunk (see `CentredSums`). The chunking is fixed and chunk results merge in order, so the result is
 //! bit-for-bit the same whatever the number of threads: a restarted daemon reproduces
 //! an uninterrupted one exactly.
 
@@ -21,7 +23,12 @@ use super::linalg::{
 use super::mixture::GaussianMixture;
 use super::stats::{ComponentScatter, SufficientStats};
 
-pub(crate) const BLOCK: usize = 256;
+/// Points per block. The block (d×BLOCK), its centred and weighted copies for the
+/// statistics stay in L1 up to d ≈ 20 at 64; measured (examples/estep_cpu, full
+/// d = 16, K = 16) 64 beat 128 by 4 % and 256 by 15 %.
+pub(crate) const BLOCK: usize = 64;
+/// Points per parallel task: small enough that a daemon batch of 4096 points still
+/// keeps two threads busy, large enough to amortise the per-chunk merge.
 pub(crate) const CHUNK: usize = 1024;
 
 /// What an evaluation should produce besides the total log-likelihood.
@@ -220,7 +227,7 @@ impl<'a> Kernel<'a> {
             transpose_points(x.columns(start, b), bp, &mut w.xt);
             self.log_prob(s, d, bp, &mut w);
             w.lse.resize(bp, 0.0);
-            responsibilities(&mut w.lp, k_count, b, bp, &mut w.lse);
+            responsibilities(s, &mut w.lp, b, bp, &mut w.lse);
             for &v in &w.lse[..b] {
                 result.log_likelihood += v;
             }

@@ -73,8 +73,64 @@ pub(crate) trait Simd: Copy {
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// The lanes summed in a fixed order, `(v0 + v2) + (v1 + v3)`.
     fn sum(self, v: Self::V) -> f64;
+    /// `v` where `test >= t`, zero elsewhere (and where `test` is NaN).
+    fn zero_unless_ge(self, test: Self::V, t: Self::V, v: Self::V) -> Self::V;
     /// `v` where `v >= t`, zero elsewhere.
-    fn zero_below(self, v: Self::V, t: Self::V) -> Self::V;
+    #[inline(always)]
+    fn zero_below(self, v: Self::V, t: Self::V) -> Self::V {
+        self.zero_unless_ge(v, t, v)
+    }
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `e^x` for `LN_MIN_POSITIVE <= x <= 0`, within a few ulps (see [`exp_poly`]);
+    /// anything else gives an unspecified value.
+    fn exp(self, x: Self::V) -> Self::V;
+}
+
+/// `2^52 + 2^51`: adding it rounds a double of magnitude below 2^51 to an integer,
+/// which then sits in the low bits of the sum's mantissa.
+const ROUNDING_MAGIC: f64 = 6_755_399_441_055_744.0;
+const LOG2_E: f64 = std::f64::consts::LOG2_E;
+/// ln 2 split so that `n · LN2_HI` is exact for |n| < 2^21 (fdlibm's split).
+const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+
+/// `e^r` for |r| <= ln2 / 2 by its Taylor series to r^13 (truncation below 5e-18
+/// relative), Horner with multiply-adds.
+#[inline(always)]
+fn exp_poly<S: Simd>(s: S, r: S::V) -> S::V {
+    const INV_FACT: [f64; 14] = [
+        1.0,
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5040.0,
+        1.0 / 40320.0,
+        1.0 / 362_880.0,
+        1.0 / 3_628_800.0,
+        1.0 / 39_916_800.0,
+        1.0 / 479_001_600.0,
+        1.0 / 6_227_020_800.0,
+    ];
+    let mut p = s.splat(INV_FACT[13]);
+    for &c in INV_FACT[..13].iter().rev() {
+        p = s.mul_add(p, r, s.splat(c));
+    }
+    p
+}
+
+/// The argument reduction of [`Simd::exp`]: `x = n ln2 + r`, returned as
+/// (`n + ROUNDING_MAGIC`, r); the caller turns the first into 2^n.
+#[inline(always)]
+fn exp_reduce<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
+    let magic = s.splat(ROUNDING_MAGIC);
+    let t = s.mul_add(x, s.splat(LOG2_E), magic);
+    let n = s.sub(t, magic);
+    let r = s.mul_add(n, s.splat(-LN2_HI), x);
+    let r = s.mul_add(n, s.splat(-LN2_LO), r);
+    (t, r)
 }
 
 /// Plain arrays, for targets without AVX2: the same operations in the same order.
@@ -131,8 +187,22 @@ impl Simd for Portable {
         (v[0] + v[2]) + (v[1] + v[3])
     }
     #[inline(always)]
-    fn zero_below(self, v: Self::V, t: Self::V) -> Self::V {
-        std::array::from_fn(|i| if v[i] >= t[i] { v[i] } else { 0.0 })
+    fn zero_unless_ge(self, test: Self::V, t: Self::V, v: Self::V) -> Self::V {
+        std::array::from_fn(|i| if test[i] >= t[i] { v[i] } else { 0.0 })
+    }
+    #[inline(always)]
+    fn max(self, a: Self::V, b: Self::V) -> Self::V {
+        std::array::from_fn(|i| if a[i] > b[i] { a[i] } else { b[i] })
+    }
+    #[inline(always)]
+    fn exp(self, x: Self::V) -> Self::V {
+        let (t, r) = exp_reduce(self, x);
+        let p = exp_poly(self, r);
+        std::array::from_fn(|i| {
+            // n = t − MAGIC is an integer in [−1022, 0] for the documented range.
+            let n = (t[i] - ROUNDING_MAGIC) as i64;
+            p[i] * f64::from_bits(((n + 1023) as u64 & 0x7ff) << 52)
+        })
     }
 }
 
@@ -141,7 +211,7 @@ pub(crate) use avx2::Avx2;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Simd, WIDTH};
+    use super::{exp_poly, exp_reduce, Simd, WIDTH};
     use std::arch::x86_64::*;
 
     /// Proof that the CPU has AVX2 and FMA: only [`Avx2::detect`] makes one, so one
@@ -205,8 +275,24 @@ mod avx2 {
             }
         }
         #[inline(always)]
-        fn zero_below(self, v: Self::V, t: Self::V) -> Self::V {
-            unsafe { _mm256_and_pd(_mm256_cmp_pd(v, t, _CMP_GE_OQ), v) }
+        fn zero_unless_ge(self, test: Self::V, t: Self::V, v: Self::V) -> Self::V {
+            unsafe { _mm256_and_pd(_mm256_cmp_pd(test, t, _CMP_GE_OQ), v) }
+        }
+        #[inline(always)]
+        fn max(self, a: Self::V, b: Self::V) -> Self::V {
+            unsafe { _mm256_max_pd(a, b) }
+        }
+        #[inline(always)]
+        fn exp(self, x: Self::V) -> Self::V {
+            let (t, r) = exp_reduce(self, x);
+            let p = exp_poly(self, r);
+            unsafe {
+                // t = MAGIC + n holds 2^51 + n in its low mantissa bits: adding the
+                // exponent bias and shifting it into the exponent field gives 2^n.
+                let bits = _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023));
+                let scale = _mm256_castsi256_pd(_mm256_slli_epi64(bits, 52));
+                _mm256_mul_pd(p, scale)
+            }
         }
     }
 }
@@ -492,67 +578,63 @@ pub(crate) fn spherical_log_prob<S: Simd>(
     }
 }
 
-#[inline(always)]
-fn lanes(s: &[f64]) -> &[f64; LANES] {
-    s[..LANES].try_into().expect("a lane group")
-}
-
 /// `ln f64::MIN_POSITIVE`, rounded up: `exp` of anything smaller is subnormal.
-const LN_MIN_POSITIVE: f64 = -708.396_418_532_264;
+pub(crate) const LN_MIN_POSITIVE: f64 = -708.396_418_532_264;
 
 /// Turns K rows of `bp` weighted log-probabilities `ln π_k N(x_j | k)` into
 /// responsibilities in place and writes `ln p(x_j)` (log-sum-exp over k) to `lse`.
 ///
-/// The exponentials of the log-sum-exp are reused: `γ_jk = e^(v_k − max) / Σ e^(v − max)`;
-/// those that would be subnormal (γ below ~2e-308) are zero.
-/// A point whose every density underflows (`ln p = −∞`, |x| near 1e154) explains
-/// nothing and is given to no component, as are the padding lanes past `b`.
+/// The exponentials of the log-sum-exp are reused: `γ_jk = e^(v_k − max) / Σ e^(v − max)`,
+/// computed by [`Simd::exp`] (a few ulps, vectorised; libm's scalar `exp` was a
+/// tenth of the E-step). Those that would be subnormal (γ below ~2e-308) are zero:
+/// they cannot move the sum (at least 1), and would only cost microcode assists
+/// downstream. A point whose every density underflows (`ln p = −∞`, |x| near 1e154)
+/// explains nothing and is given to no component, as are the padding lanes past `b`.
 #[inline(always)]
-pub(crate) fn responsibilities(lp: &mut [f64], k: usize, b: usize, bp: usize, lse: &mut [f64]) {
-    debug_assert_eq!(lp.len(), k * bp);
-    for start in (0..bp).step_by(LANES) {
-        let mut max = [f64::NEG_INFINITY; LANES];
+pub(crate) fn responsibilities<S: Simd>(
+    s: S,
+    lp: &mut [f64],
+    b: usize,
+    bp: usize,
+    lse: &mut [f64],
+) {
+    let floor = s.splat(LN_MIN_POSITIVE);
+    for start in (0..bp).step_by(WIDTH) {
+        let mut max = s.splat(f64::NEG_INFINITY);
         for row in lp.chunks_exact(bp) {
-            let v = lanes(&row[start..]);
-            for w in 0..LANES {
-                max[w] = max[w].max(v[w]);
-            }
+            max = s.max(max, s.load(&row[start..]));
         }
-        let mut sum = [0.0; LANES];
+        let mut sum = s.splat(0.0);
         for row in lp.chunks_exact_mut(bp) {
-            let v = &mut row[start..start + LANES];
-            for w in 0..LANES {
-                // Below ln(MIN_POSITIVE) the exponential is subnormal: it cannot move
-                // the sum (at least 1), and as a responsibility it would only cost
-                // microcode assists downstream. NaN (every density −∞) lands here too.
-                let t = v[w] - max[w];
-                let e = if t >= LN_MIN_POSITIVE { t.exp() } else { 0.0 };
-                v[w] = e;
-                sum[w] += e;
-            }
+            // NaN where every density is −∞ (−∞ − −∞): zeroed with the rest.
+            let t = s.sub(s.load(&row[start..]), max);
+            let e = s.zero_unless_ge(t, floor, s.exp(t));
+            s.store(&mut row[start..], e);
+            sum = s.add(sum, e);
         }
-        let mut scale = [0.0; LANES];
-        for w in 0..LANES {
+        let (mut maxs, mut sums, mut scale) = ([0.0; WIDTH], [0.0; WIDTH], [0.0; WIDTH]);
+        s.store(&mut maxs, max);
+        s.store(&mut sums, sum);
+        for w in 0..WIDTH {
             let j = start + w;
-            let total = if max[w].is_finite() {
-                max[w] + sum[w].ln()
+            let total = if maxs[w].is_finite() {
+                maxs[w] + sums[w].ln()
             } else {
-                max[w]
+                maxs[w]
             };
             if j < b {
                 lse[j] = total;
             }
             scale[w] = if j < b && total.is_finite() {
-                1.0 / sum[w]
+                1.0 / sums[w]
             } else {
                 0.0
             };
         }
+        let scale = s.load(&scale);
         for row in lp.chunks_exact_mut(bp) {
-            let v = &mut row[start..start + LANES];
-            for w in 0..LANES {
-                v[w] *= scale[w];
-            }
+            let r = s.mul(s.load(&row[start..]), scale);
+            s.store(&mut row[start..], r);
         }
     }
 }
@@ -870,13 +952,48 @@ mod tests {
         lp[1] = f64::NEG_INFINITY;
         lp[bp + 1] = f64::NEG_INFINITY;
         let mut lse = vec![0.0; 2];
-        responsibilities(&mut lp, 2, 2, bp, &mut lse);
+        responsibilities(Portable, &mut lp, 2, bp, &mut lse);
         assert!((lse[0] - (1000.0 + 2f64.ln())).abs() < 1e-12);
         assert_eq!(lse[1], f64::NEG_INFINITY);
         assert_eq!((lp[0], lp[bp]), (0.5, 0.5));
         assert_eq!((lp[1], lp[bp + 1]), (0.0, 0.0));
         // Padding lanes carry no weight.
         assert!(lp[2..bp].iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn vector_exp_is_accurate() {
+        let check = |x: f64| {
+            let got = Portable.exp([x; WIDTH])[0];
+            let want = x.exp();
+            let err = (got - want).abs() / want;
+            assert!(err <= 4.0 * f64::EPSILON, "exp({x}): {got:e} vs {want:e}");
+            #[cfg(target_arch = "x86_64")]
+            if let Some(avx2) = Avx2::detect() {
+                let mut out = [0.0; WIDTH];
+                avx2.store(&mut out, avx2.exp(avx2.splat(x)));
+                let err = (out[0] - want).abs() / want;
+                assert!(
+                    err <= 4.0 * f64::EPSILON,
+                    "avx2 exp({x}): {:e} vs {want:e}",
+                    out[0]
+                );
+            }
+        };
+        for i in 0..=200_000 {
+            check(LN_MIN_POSITIVE * i as f64 / 200_000.0);
+        }
+        for x in [
+            0.0,
+            -1e-300,
+            -0.5 * std::f64::consts::LN_2,
+            -1.0,
+            -700.0,
+            LN_MIN_POSITIVE,
+        ] {
+            check(x);
+        }
+        assert_eq!(Portable.exp([0.0; WIDTH]), [1.0; WIDTH]);
     }
 
     #[test]
