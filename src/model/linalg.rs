@@ -91,8 +91,8 @@ pub(crate) trait Simd: Copy {
 const ROUNDING_MAGIC: f64 = 6_755_399_441_055_744.0;
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 /// ln 2 split so that `n · LN2_HI` is exact for |n| < 2^21 (fdlibm's split).
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 
 /// `e^r` for |r| <= ln2 / 2 by its Taylor series to r^13 (truncation below 5e-18
 /// relative), Horner with multiply-adds.
