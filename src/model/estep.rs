@@ -179,21 +179,11 @@ impl<'a> Kernel<'a> {
     fn chunk(&self, x: Points<'_>, request: EvalRequest) -> ChunkResult {
         #[cfg(target_arch = "x86_64")]
         if let Some(avx2) = self.avx2 {
-            // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
-            return unsafe { self.chunk_avx2(avx2, x, request) };
+            return self.chunk_with(avx2, x, request);
         }
         self.chunk_with(Portable, x, request)
     }
 
-    /// The kernels compiled with AVX2 and FMA enabled, so that the intrinsics of
-    /// [`Avx2`] inline into them.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn chunk_avx2(&self, avx2: Avx2, x: Points<'_>, request: EvalRequest) -> ChunkResult {
-        self.chunk_with(avx2, x, request)
-    }
-
-    #[inline(always)]
     fn chunk_with<S: Simd>(&self, s: S, x: Points<'_>, request: EvalRequest) -> ChunkResult {
         let model = self.model;
         let (d, n) = x.shape();
@@ -225,9 +215,15 @@ impl<'a> Kernel<'a> {
             let b = BLOCK.min(n - start);
             let bp = padded(b);
             transpose_points(x.columns(start, b), bp, &mut w.xt);
-            self.log_prob(s, d, bp, &mut w);
+            s.vectorize(
+                #[inline(always)]
+                || self.log_prob(s, d, bp, &mut w),
+            );
             w.lse.resize(bp, 0.0);
-            responsibilities(s, &mut w.lp, b, bp, &mut w.lse);
+            s.vectorize(
+                #[inline(always)]
+                || responsibilities(s, &mut w.lp, b, bp, &mut w.lse),
+            );
             for &v in &w.lse[..b] {
                 result.log_likelihood += v;
             }
@@ -244,13 +240,18 @@ impl<'a> Kernel<'a> {
             if request.stats {
                 // Sums about μ_k: the points were centred on it for the densities
                 // already, and the shift to the weighted mean is exact (CentredSums).
-                for ((acc, r), mean) in sums
-                    .iter_mut()
-                    .zip(w.lp.chunks_exact(bp))
-                    .zip(means.chunks_exact(d))
-                {
-                    accumulate_centred(s, &w.xt, bp, mean, r, &mut w.work, acc);
-                }
+                s.vectorize(
+                    #[inline(always)]
+                    || {
+                        for ((acc, r), mean) in sums
+                            .iter_mut()
+                            .zip(w.lp.chunks_exact(bp))
+                            .zip(means.chunks_exact(d))
+                        {
+                            accumulate_centred(s, &w.xt, bp, mean, r, &mut w.work, acc);
+                        }
+                    },
+                );
                 chunk_resp.extend_from_slice(&w.lp);
             }
         }
@@ -340,7 +341,10 @@ impl<'a> Kernel<'a> {
                     let bp = padded(b);
                     transpose_points(x.columns(start, b), bp, &mut w.xt);
                     let r = &chunk_resp[offset + k * bp..][..bp];
-                    accumulate_centred(s, &w.xt, bp, &centre, r, &mut w.work, &mut acc);
+                    s.vectorize(
+                        #[inline(always)]
+                        || accumulate_centred(s, &w.xt, bp, &centre, r, &mut w.work, &mut acc),
+                    );
                     offset += k_count * bp;
                 }
                 delta = acc.delta();

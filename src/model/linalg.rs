@@ -38,7 +38,7 @@ pub(crate) fn add_scaled_outer(m: &mut DMatrix<f64>, c: f64, v: &DVector<f64>) {
     }
 }
 
-/// f64 per vector: one AVX2 register.
+/// f64 per vector: one AVX2 register. ([`Portable`] spells out its four lanes.)
 pub(crate) const WIDTH: usize = 4;
 
 /// Points per lane group: two vectors, so that sums along points run as two
@@ -71,8 +71,11 @@ pub(crate) trait Simd: Copy {
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a · b + c`.
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    /// The lanes summed in a fixed order, `(v0 + v2) + (v1 + v3)`.
+    /// The lanes summed in a fixed order, `(v0 + v1) + (v2 + v3)`.
     fn sum(self, v: Self::V) -> f64;
+    /// Four vectors summed as [`Simd::sum`] does, at once (horizontal sums cost as
+    /// many shuffles for four vectors as for one).
+    fn sum4(self, v: [Self::V; 4]) -> [f64; 4];
     /// `v` where `test >= t`, zero elsewhere (and where `test` is NaN).
     fn zero_unless_ge(self, test: Self::V, t: Self::V, v: Self::V) -> Self::V;
     /// `v` where `v >= t`, zero elsewhere.
@@ -84,6 +87,12 @@ pub(crate) trait Simd: Copy {
     /// `e^x` for `LN_MIN_POSITIVE <= x <= 0`, within a few ulps (see [`exp_poly`]);
     /// anything else gives an unspecified value.
     fn exp(self, x: Self::V) -> Self::V;
+    /// Runs `f` in a function compiled for this instruction set, so that the
+    /// kernels called in `f` (all `#[inline(always)]`) and the intrinsics under them
+    /// inline into it. Kept to one kernel call per use: in one huge function LLVM
+    /// stops inlining the standard library's iterator adapters, and code outside
+    /// the target-feature function calls each intrinsic out of line.
+    fn vectorize<R>(self, f: impl FnOnce() -> R) -> R;
 }
 
 /// `2^52 + 2^51`: adding it rounds a double of magnitude below 2^51 to an integer,
@@ -133,7 +142,8 @@ fn exp_reduce<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
     (t, r)
 }
 
-/// Plain arrays, for targets without AVX2: the same operations in the same order.
+/// Plain arrays, for targets without AVX2: the same operations in the same order,
+/// written out lane by lane (closures through `array::from_fn` do not always inline).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Portable;
 
@@ -168,23 +178,41 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn add(self, a: Self::V, b: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i] + b[i])
+        [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]]
     }
     #[inline(always)]
     fn sub(self, a: Self::V, b: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i] - b[i])
+        [a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]]
     }
     #[inline(always)]
     fn mul(self, a: Self::V, b: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i] * b[i])
+        [a[0] * b[0], a[1] * b[1], a[2] * b[2], a[3] * b[3]]
     }
     #[inline(always)]
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
-        std::array::from_fn(|i| scalar_mul_add(a[i], b[i], c[i]))
+        [
+            scalar_mul_add(a[0], b[0], c[0]),
+            scalar_mul_add(a[1], b[1], c[1]),
+            scalar_mul_add(a[2], b[2], c[2]),
+            scalar_mul_add(a[3], b[3], c[3]),
+        ]
     }
     #[inline(always)]
     fn sum(self, v: Self::V) -> f64 {
-        (v[0] + v[2]) + (v[1] + v[3])
+        (v[0] + v[1]) + (v[2] + v[3])
+    }
+    #[inline(always)]
+    fn sum4(self, v: [Self::V; 4]) -> [f64; 4] {
+        [
+            self.sum(v[0]),
+            self.sum(v[1]),
+            self.sum(v[2]),
+            self.sum(v[3]),
+        ]
+    }
+    #[inline(always)]
+    fn vectorize<R>(self, f: impl FnOnce() -> R) -> R {
+        f()
     }
     #[inline(always)]
     fn zero_unless_ge(self, test: Self::V, t: Self::V, v: Self::V) -> Self::V {
@@ -222,8 +250,15 @@ mod avx2 {
     }
 
     impl Avx2 {
+        /// `Some` where the CPU has AVX2 and FMA, unless the environment variable
+        /// `GMM_STREAM_SIMD=portable` asks for the portable kernels (to test them, or
+        /// to measure what the vectors buy, on a machine that has AVX2).
         pub(crate) fn detect() -> Option<Self> {
-            (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+            static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            let portable = *PORTABLE.get_or_init(|| {
+                std::env::var_os("GMM_STREAM_SIMD").is_some_and(|v| v == "portable")
+            });
+            (!portable && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
                 .then_some(Self { _detected: () })
         }
     }
@@ -232,9 +267,11 @@ mod avx2 {
     // `detect` has found AVX2 and FMA on this CPU, so the intrinsics are supported;
     // loads and stores go through slices already cut to WIDTH values.
     //
-    // Measured reason (benches/estep.rs, full d=16 K=16, one thread): these kernels
-    // with auto-vectorised array code ran at 0.66 M points/s because the scatter
-    // tiles were vectorised across accumulators; with intrinsics, see the commit log.
+    // Measured reason (examples/estep_cpu, CPU time per 16384 points, one thread):
+    // full d=16 K=16 7.0 ms with these intrinsics against 16.9 ms for the same
+    // kernels on `Portable` (GMM_STREAM_SIMD=portable); d=2 K=3 0.42 against 0.64 ms.
+    // Auto-vectorised array code got no further: LLVM packed the 2×2 scatter tiles
+    // across accumulators (shuffles, half-width FMAs) rather than along points.
     impl Simd for Avx2 {
         type V = __m256d;
         #[inline(always)]
@@ -270,8 +307,25 @@ mod avx2 {
         #[inline(always)]
         fn sum(self, v: Self::V) -> f64 {
             unsafe {
-                let pair = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-                _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)))
+                // [v0 + v1, v0 + v1, v2 + v3, v2 + v3]
+                let h = _mm256_hadd_pd(v, v);
+                _mm_cvtsd_f64(_mm_add_sd(
+                    _mm256_castpd256_pd128(h),
+                    _mm256_extractf128_pd(h, 1),
+                ))
+            }
+        }
+        #[inline(always)]
+        fn sum4(self, [a, b, c, d]: [Self::V; 4]) -> [f64; 4] {
+            unsafe {
+                // [a0 + a1, b0 + b1, a2 + a3, b2 + b3] and the same for c, d.
+                let ab = _mm256_hadd_pd(a, b);
+                let cd = _mm256_hadd_pd(c, d);
+                let lo = _mm256_permute2f128_pd(ab, cd, 0x20);
+                let hi = _mm256_permute2f128_pd(ab, cd, 0x31);
+                let mut out = [0.0; 4];
+                _mm256_storeu_pd(out.as_mut_ptr(), _mm256_add_pd(lo, hi));
+                out
             }
         }
         #[inline(always)]
@@ -281,6 +335,14 @@ mod avx2 {
         #[inline(always)]
         fn max(self, a: Self::V, b: Self::V) -> Self::V {
             unsafe { _mm256_max_pd(a, b) }
+        }
+        #[inline(always)]
+        fn vectorize<R>(self, f: impl FnOnce() -> R) -> R {
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            unsafe { with_avx2(f) }
         }
         #[inline(always)]
         fn exp(self, x: Self::V) -> Self::V {
@@ -565,14 +627,20 @@ pub(crate) fn spherical_log_prob<S: Simd>(
 ) {
     let f = |i: usize, x: S::V| s.sub(x, s.splat(mean[i]));
     let p = s.splat(p);
-    // (q p) p, as q·p·p reads.
-    let scale = |q: S::V| s.mul(s.mul(q, p), p);
     for (start, wide) in tiles(bp) {
+        // (q p) p, as q·p·p reads. Plain loops, not `array::map`: a closure through
+        // the standard library may not inline into the target-feature function.
         if wide {
-            let q = sum_sq_tile::<S, TILE_VECS>(s, xt, bp, start, f).map(scale);
+            let mut q = sum_sq_tile::<S, TILE_VECS>(s, xt, bp, start, f);
+            for q in &mut q {
+                *q = s.mul(s.mul(*q, p), p);
+            }
             store_log_prob(s, c, &q, &mut lp[start..]);
         } else {
-            let q = sum_sq_tile::<S, 2>(s, xt, bp, start, f).map(scale);
+            let mut q = sum_sq_tile::<S, 2>(s, xt, bp, start, f);
+            for q in &mut q {
+                *q = s.mul(s.mul(*q, p), p);
+            }
             store_log_prob(s, c, &q, &mut lp[start..]);
         }
     }
@@ -843,18 +911,23 @@ pub(crate) fn accumulate_centred<S: Simd>(
                     acc[6 + v] = s.mul_add(xb, yb, acc[6 + v]);
                 }
             }
-            let total = |t: usize| s.sum(s.add(acc[2 * t], acc[2 * t + 1]));
+            let total = s.sum4([
+                s.add(acc[0], acc[1]),
+                s.add(acc[2], acc[3]),
+                s.add(acc[4], acc[5]),
+                s.add(acc[6], acc[7]),
+            ]);
             // Entries (ib, lb), (ib + 1, lb), (ib, lb + 1), (ib + 1, lb + 1): all on or
             // below the diagonal (lb <= ib) except (ib, lb + 1) on a diagonal tile, and
             // row ib + 1 exists only when d > ib + 1.
             let out = &mut sums.scatter;
-            out[ib + lb * d] += total(0);
+            out[ib + lb * d] += total[0];
             if lb < ib {
-                out[ib + (lb + 1) * d] += total(2);
+                out[ib + (lb + 1) * d] += total[2];
             }
             if ib + 1 < d {
-                out[ib + 1 + lb * d] += total(1);
-                out[ib + 1 + (lb + 1) * d] += total(3);
+                out[ib + 1 + lb * d] += total[1];
+                out[ib + 1 + (lb + 1) * d] += total[3];
             }
         }
     }
