@@ -16,9 +16,9 @@ use super::covariance::{CovarianceType, Factors};
 #[cfg(target_arch = "x86_64")]
 use super::linalg::Avx2;
 use super::linalg::{
-    accumulate_centred, diag_log_prob, offset_log_prob, pack_lower_rows, padded, responsibilities,
-    spherical_log_prob, transpose_points, whiten_points, whitened_log_prob, CentredSums, Points,
-    Portable, Simd,
+    add_block_scatter, block_moments, diag_log_prob, offset_log_prob, pack_lower_rows, padded,
+    responsibilities, spherical_log_prob, transpose_points, whiten_points, whitened_log_prob,
+    CentredSums, Points, Portable, Simd,
 };
 use super::mixture::GaussianMixture;
 use super::stats::{ComponentScatter, SufficientStats};
@@ -198,18 +198,7 @@ impl<'a> Kernel<'a> {
             }),
             stats: None,
         };
-        let full = matches!(
-            model.covariance_type(),
-            CovarianceType::Full | CovarianceType::Tied
-        );
-        let mut sums: Vec<CentredSums> = if request.stats {
-            vec![CentredSums::new(d, full); k_count]
-        } else {
-            Vec::new()
-        };
-        // The chunk's responsibilities, block after block, for the rare second pass.
-        let mut chunk_resp = Vec::new();
-        let means = model.means().as_slice();
+        let mut stats = request.stats.then(|| ChunkStats::new(model));
         let mut w = Scratch::default();
         for start in (0..n).step_by(BLOCK) {
             let b = BLOCK.min(n - start);
@@ -237,27 +226,14 @@ impl<'a> Kernel<'a> {
                         .extend((0..k_count).map(|k| w.lp[k * bp + j]));
                 }
             }
-            if request.stats {
-                // Sums about μ_k: the points were centred on it for the densities
-                // already, and the shift to the weighted mean is exact (CentredSums).
+            if let Some(stats) = stats.as_mut() {
                 s.vectorize(
                     #[inline(always)]
-                    || {
-                        for ((acc, r), mean) in sums
-                            .iter_mut()
-                            .zip(w.lp.chunks_exact(bp))
-                            .zip(means.chunks_exact(d))
-                        {
-                            accumulate_centred(s, &w.xt, bp, mean, r, &mut w.work, acc);
-                        }
-                    },
+                    || stats.absorb_block(s, &w.xt, bp, &w.lp, &mut w.work),
                 );
-                chunk_resp.extend_from_slice(&w.lp);
             }
         }
-        if request.stats {
-            result.stats = Some(self.finish_stats(s, x, sums, &chunk_resp, &mut w));
-        }
+        result.stats = stats.map(ChunkStats::finish);
         result
     }
 
@@ -301,70 +277,112 @@ impl<'a> Kernel<'a> {
             }
         }
     }
+}
 
-    /// The chunk's statistics from the sums about each μ_k.
-    ///
-    /// Where a component's weighted mean in this chunk is so far from μ_k that the
-    /// shift would cancel more than a bit (a model far from its data, or a component
-    /// that only weighs a distant tail here), its sums are formed again about the
-    /// weighted mean itself, from the kept responsibilities.
-    #[inline(always)]
-    fn finish_stats<S: Simd>(
-        &self,
-        s: S,
-        x: Points<'_>,
-        sums: Vec<CentredSums>,
-        chunk_resp: &[f64],
-        w: &mut Scratch,
-    ) -> SufficientStats {
-        let model = self.model;
+/// A chunk's statistics, built from sums about a centre per component.
+///
+/// The centre starts at μ_k: the points were centred on it for the densities
+/// already, and the shift from it to the weighted mean is exact (see
+/// [`CentredSums`]). Before a block joins a component's open sums, the union is
+/// checked ([`CentredSums::accurate_with`], from the block's first moments, before
+/// its d² part is paid for). Where the shift would cancel more than a bit (a model far
+/// from its data, a rough start, a component that only weighs a distant tail here),
+/// the open sums are closed into the statistics (Chan's merge) and a new sum starts
+/// with the block, about its own weighted mean if need be, which then stays the
+/// centre. Every closed sum passed the check, so none loses more than a bit.
+struct ChunkStats {
+    stats: SufficientStats,
+    full: bool,
+    /// K×d, the centre of each component's open sums.
+    centres: Vec<f64>,
+    open: Vec<CentredSums>,
+    /// One block's moments (diagonal form).
+    block: CentredSums,
+}
+
+impl ChunkStats {
+    fn new(model: &GaussianMixture) -> Self {
+        let (d, k) = (model.n_features(), model.n_components());
         let cov_type = model.covariance_type();
-        let (d, n) = x.shape();
-        let k_count = model.n_components();
-        let mut stats = SufficientStats::new(cov_type, k_count, d);
-        for ((k, mut acc), mean) in sums
-            .into_iter()
-            .enumerate()
-            .zip(model.means().as_slice().chunks_exact(d))
-        {
-            if acc.n <= 0.0 {
+        let full = matches!(cov_type, CovarianceType::Full | CovarianceType::Tied);
+        Self {
+            stats: SufficientStats::new(cov_type, k, d),
+            full,
+            centres: model.means().as_slice().to_vec(),
+            open: vec![CentredSums::new(d, full); k],
+            block: CentredSums::new(d, false),
+        }
+    }
+
+    /// Adds a block of points (`xt`) weighted by the responsibilities (`resp`, K rows
+    /// of `bp`).
+    #[inline(always)]
+    fn absorb_block<S: Simd>(
+        &mut self,
+        s: S,
+        xt: &[f64],
+        bp: usize,
+        resp: &[f64],
+        work: &mut Vec<f64>,
+    ) {
+        let d = self.stats.n_features();
+        let full = self.full;
+        for ((k, r), open) in resp.chunks_exact(bp).enumerate().zip(&mut self.open) {
+            let centre = &mut self.centres[k * d..][..d];
+            let block = &mut self.block;
+            if !block_moments(s, xt, bp, centre, r, full, work, block) {
                 continue;
             }
-            let mut centre = mean.to_vec();
-            let mut delta = acc.delta();
-            if !acc.shift_is_accurate(&delta) {
-                centre.iter_mut().zip(&delta).for_each(|(c, dl)| *c += dl);
-                acc.clear();
-                let mut offset = 0;
-                for start in (0..n).step_by(BLOCK) {
-                    let b = BLOCK.min(n - start);
-                    let bp = padded(b);
-                    transpose_points(x.columns(start, b), bp, &mut w.xt);
-                    let r = &chunk_resp[offset + k * bp..][..bp];
-                    s.vectorize(
-                        #[inline(always)]
-                        || accumulate_centred(s, &w.xt, bp, &centre, r, &mut w.work, &mut acc),
-                    );
-                    offset += k_count * bp;
+            if !open.accurate_with(block) {
+                close(&mut self.stats, k, centre, open);
+                if !block.shift_is_accurate() {
+                    let n = block.n;
+                    centre
+                        .iter_mut()
+                        .zip(&block.s)
+                        .for_each(|(c, s)| *c += s / n);
+                    block_moments(s, xt, bp, centre, r, full, work, block);
                 }
-                delta = acc.delta();
             }
-            let mean = DVector::from_iterator(d, centre.iter().zip(&delta).map(|(c, dl)| c + dl));
-            match cov_type {
-                CovarianceType::Full | CovarianceType::Tied => {
-                    let m2 = acc.full_scatter(&delta);
-                    stats.merge_component(k, acc.n, &mean, ComponentScatter::Full(&m2));
-                }
-                CovarianceType::Diag => {
-                    let m2 = acc.diag_scatter(&delta);
-                    stats.merge_component(k, acc.n, &mean, ComponentScatter::Diag(m2));
-                }
-                CovarianceType::Spherical => {
-                    let m2 = acc.diag_scatter(&delta).sum();
-                    stats.merge_component(k, acc.n, &mean, ComponentScatter::Spherical(m2));
-                }
+            open.add_moments(block);
+            if full {
+                add_block_scatter(s, work, d, bp, &mut open.scatter);
             }
         }
-        stats
     }
+
+    fn finish(mut self) -> SufficientStats {
+        let d = self.stats.n_features();
+        for (k, open) in self.open.iter_mut().enumerate() {
+            close(&mut self.stats, k, &self.centres[k * d..][..d], open);
+        }
+        self.stats
+    }
+}
+
+/// Merges sums about `centre` into component k's statistics, and empties them.
+fn close(stats: &mut SufficientStats, k: usize, centre: &[f64], sums: &mut CentredSums) {
+    if sums.n <= 0.0 {
+        return;
+    }
+    let delta = sums.delta();
+    let mean = DVector::from_iterator(
+        centre.len(),
+        centre.iter().zip(&delta).map(|(c, dl)| c + dl),
+    );
+    match stats.covariance_type() {
+        CovarianceType::Full | CovarianceType::Tied => {
+            let m2 = sums.full_scatter(&delta);
+            stats.merge_component(k, sums.n, &mean, ComponentScatter::Full(&m2));
+        }
+        CovarianceType::Diag => {
+            let m2 = sums.diag_scatter(&delta);
+            stats.merge_component(k, sums.n, &mean, ComponentScatter::Diag(m2));
+        }
+        CovarianceType::Spherical => {
+            let m2 = sums.diag_scatter(&delta).sum();
+            stats.merge_component(k, sums.n, &mean, ComponentScatter::Spherical(m2));
+        }
+    }
+    sums.clear();
 }

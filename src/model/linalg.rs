@@ -722,7 +722,7 @@ pub(crate) struct CentredSums {
     pub s: Vec<f64>,
     /// d×d (lower triangle used) when full, d when diagonal.
     pub scatter: Vec<f64>,
-    full: bool,
+    pub full: bool,
 }
 
 impl CentredSums {
@@ -758,12 +758,38 @@ impl CentredSums {
     /// coordinate. Then the shifted diagonal is at least half of `S_ii`, and every
     /// entry's rounding error stays within a few ulps of `sqrt(M2_ii M2_ll)`, as good
     /// as a second pass about the mean would give.
-    pub fn shift_is_accurate(&self, delta: &[f64]) -> bool {
-        delta
+    ///
+    /// It holds for a union of sums about the same centre when it holds for each
+    /// part: `n δ_i²` is convex in the parts (Cauchy–Schwarz), `S_ii` additive.
+    pub fn shift_is_accurate(&self) -> bool {
+        self.s
             .iter()
-            .zip(&self.s)
             .enumerate()
-            .all(|(i, (dl, s))| s * dl <= 0.5 * self.scatter_diag(i))
+            .all(|(i, &s)| s * (s / self.n) <= 0.5 * self.scatter_diag(i))
+    }
+
+    /// Whether [`CentredSums::shift_is_accurate`] would hold after adding a block's
+    /// `moments` (from [`block_moments`], about the same centre).
+    pub fn accurate_with(&self, moments: &CentredSums) -> bool {
+        let n = self.n + moments.n;
+        (0..self.s.len()).all(|i| {
+            let s = self.s[i] + moments.s[i];
+            s * (s / n) <= 0.5 * (self.scatter_diag(i) + moments.scatter[i])
+        })
+    }
+
+    /// Adds a block's weight and first moments (from [`block_moments`], about the
+    /// same centre), and for diagonal sums the scatter too; a full scatter comes from
+    /// [`add_block_scatter`].
+    pub fn add_moments(&mut self, moments: &CentredSums) {
+        self.n += moments.n;
+        self.s.iter_mut().zip(&moments.s).for_each(|(a, b)| *a += b);
+        if !self.full {
+            self.scatter
+                .iter_mut()
+                .zip(&moments.scatter)
+                .for_each(|(a, b)| *a += b);
+        }
     }
 
     /// The full scatter about the weighted mean, `S − n δδᵀ`, exactly symmetric.
@@ -795,29 +821,35 @@ impl CentredSums {
 /// (d = 32, K = 8 in benches/estep.rs) the statistics ran 7x slower because of them.
 pub(crate) const NEGLIGIBLE_WEIGHT: f64 = 1e-290;
 
-/// Adds one block's points, weighted by `r` (`bp` values, zero on padding lanes), to
-/// `sums` about the centre `c`. Returns false, touching nothing, when every weight is
-/// zero (or below [`NEGLIGIBLE_WEIGHT`]): a component that explains none of the block
-/// costs nothing more.
+/// Phase one of a block's statistics: its weight `n`, `s = Σ r (x − c)` and the
+/// diagonal of `Σ r (x − c)(x − c)ᵀ`, written over `moments` (a diagonal
+/// [`CentredSums`]); with `keep` also the centred points D and the weighted points
+/// W = D·diag(r), kept in `work` for [`add_block_scatter`]. The caller can thus check
+/// the centre before paying for the d² part.
 ///
-/// `work` is scratch for the centred and the weighted points.
+/// `r` holds `bp` weights, zero on padding lanes. Returns false, touching nothing
+/// else, when every weight is zero (or below [`NEGLIGIBLE_WEIGHT`]): a component that
+/// explains none of the block costs nothing more.
 #[inline(always)]
-pub(crate) fn accumulate_centred<S: Simd>(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn block_moments<S: Simd>(
     s: S,
     xt: &[f64],
     bp: usize,
     c: &[f64],
     r: &[f64],
+    keep: bool,
     work: &mut Vec<f64>,
-    sums: &mut CentredSums,
+    moments: &mut CentredSums,
 ) -> bool {
+    debug_assert!(!moments.full);
     let d = c.len();
     let zero = s.splat(0.0);
     let floor = s.splat(NEGLIGIBLE_WEIGHT);
-    // Every value used below is written first: no zero-filling of the whole buffer
-    // (a memset of 2·d·bp values per component and block showed up at 6 %).
+    // Every value used is written first: no zero-filling of the whole buffer (a
+    // memset of 2·d·bp values per component and block showed up at 6 %).
     let dp = d.next_multiple_of(2);
-    let need = if sums.full { (1 + 2 * dp) * bp } else { bp };
+    let need = if keep { (1 + 2 * dp) * bp } else { bp };
     if work.len() < need {
         work.resize(need, 0.0);
     }
@@ -833,15 +865,15 @@ pub(crate) fn accumulate_centred<S: Simd>(
     if n == 0.0 {
         return false;
     }
-    sums.n += n;
+    moments.n = n;
     let (r, work) = work.split_at_mut(bp);
     let r: &[f64] = r;
-    if !sums.full {
-        for ((row, &m), (sv, sc)) in xt
-            .chunks_exact(bp)
-            .zip(c)
-            .zip(sums.s.iter_mut().zip(sums.scatter.iter_mut()))
-        {
+    let rows = xt
+        .chunks_exact(bp)
+        .zip(c)
+        .zip(moments.s.iter_mut().zip(moments.scatter.iter_mut()));
+    if !keep {
+        for ((row, &m), (sv, sc)) in rows {
             let m = s.splat(m);
             let (mut s1, mut s2) = ([zero; 2], [zero; 2]);
             for (x, rl) in row.chunks_exact(LANES).zip(r.chunks_exact(LANES)) {
@@ -852,26 +884,23 @@ pub(crate) fn accumulate_centred<S: Simd>(
                     s2[v] = s.mul_add(wv, dv, s2[v]);
                 }
             }
-            *sv += s.sum(s.add(s1[0], s1[1]));
-            *sc += s.sum(s.add(s2[0], s2[1]));
+            *sv = s.sum(s.add(s1[0], s1[1]));
+            *sc = s.sum(s.add(s2[0], s2[1]));
         }
         return true;
     }
-    // Centred (D) and weighted (W = D·diag(r)) points, d rows each, plus a zero row
-    // when d is odd so the 2×2 tiles below never test for the edge.
+    // D and W, d rows each, plus a zero row when d is odd so that the 2×2 tiles of
+    // add_block_scatter never test for the edge.
     let (cen, wei) = work[..2 * dp * bp].split_at_mut(dp * bp);
     if dp > d {
         cen[d * bp..].fill(0.0);
         wei[d * bp..].fill(0.0);
     }
-    for (((row, &m), (dr, wr)), sv) in xt
-        .chunks_exact(bp)
-        .zip(c)
-        .zip(cen.chunks_exact_mut(bp).zip(wei.chunks_exact_mut(bp)))
-        .zip(sums.s.iter_mut())
+    for (((row, &m), (sv, sc)), (dr, wr)) in
+        rows.zip(cen.chunks_exact_mut(bp).zip(wei.chunks_exact_mut(bp)))
     {
         let m = s.splat(m);
-        let mut s1 = [zero; 2];
+        let (mut s1, mut s2) = ([zero; 2], [zero; 2]);
         for (((x, rl), dl), wl) in row
             .chunks_exact(LANES)
             .zip(r.chunks_exact(LANES))
@@ -884,12 +913,30 @@ pub(crate) fn accumulate_centred<S: Simd>(
                 s.store(&mut dl[v * WIDTH..], dv);
                 s.store(&mut wl[v * WIDTH..], wv);
                 s1[v] = s.add(s1[v], wv);
+                s2[v] = s.mul_add(wv, dv, s2[v]);
             }
         }
-        *sv += s.sum(s.add(s1[0], s1[1]));
+        *sv = s.sum(s.add(s1[0], s1[1]));
+        *sc = s.sum(s.add(s2[0], s2[1]));
     }
-    // S += W Dᵀ, lower triangle only, in 2×2 tiles of (row of W, row of D) dot products
-    // along the points: eight independent accumulator chains, one load per FMA.
+    true
+}
+
+/// Phase two: adds `W Dᵀ` (from [`block_moments`] with `keep`) to the lower triangle
+/// of the d×d column-major `lower`.
+#[inline(always)]
+pub(crate) fn add_block_scatter<S: Simd>(
+    s: S,
+    work: &[f64],
+    d: usize,
+    bp: usize,
+    lower: &mut [f64],
+) {
+    let zero = s.splat(0.0);
+    let dp = d.next_multiple_of(2);
+    let (cen, wei) = work[bp..(1 + 2 * dp) * bp].split_at(dp * bp);
+    // 2×2 tiles of (row of W, row of D) dot products along the points: eight
+    // independent accumulator chains, one load per FMA.
     for ib in (0..d).step_by(2) {
         let (wa, wb) = (&wei[ib * bp..][..bp], &wei[(ib + 1) * bp..][..bp]);
         for lb in (0..=ib).step_by(2) {
@@ -920,18 +967,16 @@ pub(crate) fn accumulate_centred<S: Simd>(
             // Entries (ib, lb), (ib + 1, lb), (ib, lb + 1), (ib + 1, lb + 1): all on or
             // below the diagonal (lb <= ib) except (ib, lb + 1) on a diagonal tile, and
             // row ib + 1 exists only when d > ib + 1.
-            let out = &mut sums.scatter;
-            out[ib + lb * d] += total[0];
+            lower[ib + lb * d] += total[0];
             if lb < ib {
-                out[ib + (lb + 1) * d] += total[2];
+                lower[ib + (lb + 1) * d] += total[2];
             }
             if ib + 1 < d {
-                out[ib + 1 + lb * d] += total[1];
-                out[ib + 1 + (lb + 1) * d] += total[3];
+                lower[ib + 1 + lb * d] += total[1];
+                lower[ib + 1 + (lb + 1) * d] += total[3];
             }
         }
     }
-    true
 }
 
 #[cfg(test)]
@@ -959,15 +1004,22 @@ mod tests {
                 r.resize(bp, 0.0);
                 let c: Vec<f64> = (0..d).map(|i| 0.05 * i as f64).collect();
                 let mut sums = CentredSums::new(d, full);
-                assert!(accumulate_centred(
+                let mut moments = CentredSums::new(d, false);
+                let mut work = Vec::new();
+                assert!(block_moments(
                     Portable,
                     &xt,
                     bp,
                     &c,
                     &r,
-                    &mut Vec::new(),
-                    &mut sums
+                    full,
+                    &mut work,
+                    &mut moments
                 ));
+                sums.add_moments(&moments);
+                if full {
+                    add_block_scatter(Portable, &work, d, bp, &mut sums.scatter);
+                }
                 let cv = DVector::from_column_slice(&c);
                 let mut want = DMatrix::zeros(d, d);
                 let mut want_s = DVector::zeros(d);
@@ -1001,18 +1053,19 @@ mod tests {
         let x = points_from_rows(&flat, 3).unwrap();
         let mut xt = Vec::new();
         transpose_points(x, padded(5), &mut xt);
-        let mut sums = CentredSums::new(3, true);
+        let mut moments = CentredSums::new(3, false);
         let r = vec![0.0; padded(5)];
-        assert!(!accumulate_centred(
+        assert!(!block_moments(
             Portable,
             &xt,
             padded(5),
             &[0.0; 3],
             &r,
+            true,
             &mut Vec::new(),
-            &mut sums
+            &mut moments
         ));
-        assert_eq!(sums.n, 0.0);
+        assert_eq!(moments.n, 0.0);
     }
 
     #[test]

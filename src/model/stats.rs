@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::covariance::CovarianceType;
 use super::error::{ModelError, Result};
 use super::linalg::{
-    accumulate_centred, add_scaled_outer, padded, transpose_points, CentredSums, Points, Portable,
+    add_block_scatter, add_scaled_outer, block_moments, padded, transpose_points, CentredSums,
+    Points, Portable,
 };
 
 /// The scatter part of the statistics, in the layout of the covariance type.
@@ -251,6 +252,7 @@ impl SufficientStats {
             d,
             matches!(cov_type, CovarianceType::Full | CovarianceType::Tied),
         );
+        let mut moments = CentredSums::new(d, false);
         for k in 0..k_count {
             for (j, rj) in r[..b].iter_mut().enumerate() {
                 *rj = resp[k + j * k_count];
@@ -262,8 +264,24 @@ impl SufficientStats {
             // Not centred, so only good to about ε·|x|; the shift below restores the
             // digits it loses far from the origin.
             let pilot = (x * DVector::from_column_slice(&r[..b])) / nb;
+            let full = sums.full;
+            if !block_moments(
+                Portable,
+                &xt,
+                bp,
+                pilot.as_slice(),
+                &r,
+                full,
+                scratch,
+                &mut moments,
+            ) {
+                continue;
+            }
             sums.clear();
-            accumulate_centred(Portable, &xt, bp, pilot.as_slice(), &r, scratch, &mut sums);
+            sums.add_moments(&moments);
+            if full {
+                add_block_scatter(Portable, scratch, d, bp, &mut sums.scatter);
+            }
             let delta = sums.delta();
             let mean = pilot + DVector::from_column_slice(&delta);
             match cov_type {
