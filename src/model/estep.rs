@@ -23,10 +23,11 @@ use super::linalg::{
 use super::mixture::GaussianMixture;
 use super::stats::{ComponentScatter, SufficientStats};
 
-/// Points per block. The block (d×BLOCK), its centred and weighted copies for the
-/// statistics stay in L1 up to d ≈ 20 at 64; measured (examples/estep_cpu, full
-/// d = 16, K = 16) 64 beat 128 by 4 % and 256 by 15 %.
-pub(crate) const BLOCK: usize = 64;
+/// Points per block: the block (d×BLOCK) and its centred and weighted copies for the
+/// statistics should stay in L1/L2, while each 2×2 scatter tile wants a long run of
+/// points to amortise its horizontal sums. Measured (examples/estep_cpu, full d = 16,
+/// K = 16, CPU time): 128 beat 64 by ~4 % and 256 by ~15 %.
+pub(crate) const BLOCK: usize = 128;
 /// Points per parallel task: small enough that a daemon batch of 4096 points still
 /// keeps two threads busy, large enough to amortise the per-chunk merge.
 pub(crate) const CHUNK: usize = 1024;
