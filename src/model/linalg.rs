@@ -84,9 +84,15 @@ pub(crate) trait Simd: Copy {
         self.zero_unless_ge(v, t, v)
     }
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `v` where `test >= t`, `otherwise` elsewhere.
+    fn select_ge(self, test: Self::V, t: Self::V, v: Self::V, otherwise: Self::V) -> Self::V;
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
     /// `e^x` for `LN_MIN_POSITIVE <= x <= 0`, within a few ulps (see [`exp_poly`]);
     /// anything else gives an unspecified value.
     fn exp(self, x: Self::V) -> Self::V;
+    /// `ln x` for positive normal x, within a few ulps (see [`ln_reduced`]);
+    /// anything else gives an unspecified value.
+    fn ln(self, x: Self::V) -> Self::V;
     /// Runs `f` in a function compiled for this instruction set, so that the
     /// kernels called in `f` (all `#[inline(always)]`) and the intrinsics under them
     /// inline into it. Kept to one kernel call per use: in one huge function LLVM
@@ -94,6 +100,12 @@ pub(crate) trait Simd: Copy {
     /// the target-feature function calls each intrinsic out of line.
     fn vectorize<R>(self, f: impl FnOnce() -> R) -> R;
 }
+
+const MANTISSA: u64 = (1 << 52) - 1;
+/// The bits of 1.0: a zero exponent.
+const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
+/// The bits of 2^52: OR-ing an integer below 2^52 into its mantissa gives 2^52 + it.
+const TWO_52_BITS: u64 = 0x4330_0000_0000_0000;
 
 /// `2^52 + 2^51`: adding it rounds a double of magnitude below 2^51 to an integer,
 /// which then sits in the low bits of the sum's mantissa.
@@ -128,6 +140,32 @@ fn exp_poly<S: Simd>(s: S, r: S::V) -> S::V {
         p = s.mul_add(p, r, s.splat(c));
     }
     p
+}
+
+/// `ln x = e ln2 + ln m` from the exponent `e` (as a double) and the mantissa
+/// `m` in [1, 2) of x: m is folded into [√2/2, √2), where
+/// `ln m = 2 atanh f = 2 (f + f³/3 + f⁵/5 + …)` with `f = (m − 1)/(m + 1)`, |f| < 0.172;
+/// eleven terms leave a truncation below 1e-17 relative.
+#[inline(always)]
+fn ln_reduced<S: Simd>(s: S, e: S::V, m: S::V) -> S::V {
+    let one = s.splat(1.0);
+    // m >= √2: m/2 and e + 1 (the halving is exact).
+    let big = s.select_ge(m, s.splat(std::f64::consts::SQRT_2), one, s.splat(0.0));
+    let m = s.select_ge(
+        m,
+        s.splat(std::f64::consts::SQRT_2),
+        s.mul(m, s.splat(0.5)),
+        m,
+    );
+    let e = s.add(e, big);
+    let f = s.div(s.sub(m, one), s.add(m, one));
+    let z = s.mul(f, f);
+    let mut p = s.splat(1.0 / 21.0);
+    for k in (0..10).rev() {
+        p = s.mul_add(p, z, s.splat(1.0 / (2 * k + 1) as f64));
+    }
+    let ln_m = s.mul(s.add(f, f), p);
+    s.mul_add(e, s.splat(LN2_HI), s.mul_add(e, s.splat(LN2_LO), ln_m))
 }
 
 /// The argument reduction of [`Simd::exp`]: `x = n ln2 + r`, returned as
@@ -223,6 +261,21 @@ impl Simd for Portable {
         std::array::from_fn(|i| if a[i] > b[i] { a[i] } else { b[i] })
     }
     #[inline(always)]
+    fn select_ge(self, test: Self::V, t: Self::V, v: Self::V, otherwise: Self::V) -> Self::V {
+        std::array::from_fn(|i| if test[i] >= t[i] { v[i] } else { otherwise[i] })
+    }
+    #[inline(always)]
+    fn div(self, a: Self::V, b: Self::V) -> Self::V {
+        [a[0] / b[0], a[1] / b[1], a[2] / b[2], a[3] / b[3]]
+    }
+    #[inline(always)]
+    fn ln(self, x: Self::V) -> Self::V {
+        let bits = x.map(f64::to_bits);
+        let e = bits.map(|b| ((b >> 52) & 0x7ff) as f64 - 1023.0);
+        let m = bits.map(|b| f64::from_bits((b & MANTISSA) | ONE_BITS));
+        ln_reduced(self, e, m)
+    }
+    #[inline(always)]
     fn exp(self, x: Self::V) -> Self::V {
         let (t, r) = exp_reduce(self, x);
         let p = exp_poly(self, r);
@@ -239,7 +292,7 @@ pub(crate) use avx2::Avx2;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{exp_poly, exp_reduce, Simd, WIDTH};
+    use super::{exp_poly, exp_reduce, ln_reduced, Simd, MANTISSA, ONE_BITS, TWO_52_BITS, WIDTH};
     use std::arch::x86_64::*;
 
     /// Proof that the CPU has AVX2 and FMA: only [`Avx2::detect`] makes one, so one
@@ -343,6 +396,35 @@ mod avx2 {
                 f()
             }
             unsafe { with_avx2(f) }
+        }
+        #[inline(always)]
+        fn select_ge(self, test: Self::V, t: Self::V, v: Self::V, otherwise: Self::V) -> Self::V {
+            unsafe { _mm256_blendv_pd(otherwise, v, _mm256_cmp_pd(test, t, _CMP_GE_OQ)) }
+        }
+        #[inline(always)]
+        fn div(self, a: Self::V, b: Self::V) -> Self::V {
+            unsafe { _mm256_div_pd(a, b) }
+        }
+        #[inline(always)]
+        fn ln(self, x: Self::V) -> Self::V {
+            let (e, m) = unsafe {
+                let bits = _mm256_castpd_si256(x);
+                // The biased exponent E, as the double 2^52 + E, less 2^52 + 1023.
+                let biased = _mm256_or_si256(
+                    _mm256_srli_epi64(bits, 52),
+                    _mm256_set1_epi64x(TWO_52_BITS as i64),
+                );
+                let e = _mm256_sub_pd(
+                    _mm256_castsi256_pd(biased),
+                    _mm256_set1_pd(f64::from_bits(TWO_52_BITS) + 1023.0),
+                );
+                let m = _mm256_or_si256(
+                    _mm256_and_si256(bits, _mm256_set1_epi64x(MANTISSA as i64)),
+                    _mm256_set1_epi64x(ONE_BITS as i64),
+                );
+                (e, _mm256_castsi256_pd(m))
+            };
+            ln_reduced(self, e, m)
         }
         #[inline(always)]
         fn exp(self, x: Self::V) -> Self::V {
@@ -680,26 +762,26 @@ pub(crate) fn responsibilities<S: Simd>(
             s.store(&mut row[start..], e);
             sum = s.add(sum, e);
         }
-        let (mut maxs, mut sums, mut scale) = ([0.0; WIDTH], [0.0; WIDTH], [0.0; WIDTH]);
-        s.store(&mut maxs, max);
-        s.store(&mut sums, sum);
-        for w in 0..WIDTH {
-            let j = start + w;
-            let total = if maxs[w].is_finite() {
-                maxs[w] + sums[w].ln()
-            } else {
-                maxs[w]
-            };
-            if j < b {
-                lse[j] = total;
+        // Points whose every density is −∞ keep ln p = −∞ and weigh nothing.
+        let finite = s.splat(-f64::MAX);
+        let total = s.select_ge(max, finite, s.add(max, s.ln(sum)), max);
+        let mut scale = s.select_ge(max, finite, s.div(s.splat(1.0), sum), s.splat(0.0));
+        if start + WIDTH <= b {
+            s.store(&mut lse[start..], total);
+        } else {
+            // The last points of a block, and padding lanes that must weigh nothing.
+            let (mut t, mut sc) = ([0.0; WIDTH], [0.0; WIDTH]);
+            s.store(&mut t, total);
+            s.store(&mut sc, scale);
+            for w in 0..WIDTH {
+                if start + w < b {
+                    lse[start + w] = t[w];
+                } else {
+                    sc[w] = 0.0;
+                }
             }
-            scale[w] = if j < b && total.is_finite() {
-                1.0 / sums[w]
-            } else {
-                0.0
-            };
+            scale = s.load(&sc);
         }
-        let scale = s.load(&scale);
         for row in lp.chunks_exact_mut(bp) {
             let r = s.mul(s.load(&row[start..]), scale);
             s.store(&mut row[start..], r);
@@ -1120,6 +1202,43 @@ mod tests {
             check(x);
         }
         assert_eq!(Portable.exp([0.0; WIDTH]), [1.0; WIDTH]);
+    }
+
+    #[test]
+    fn vector_ln_is_accurate() {
+        let check = |x: f64| {
+            let want = x.ln();
+            let tol = 4.0 * f64::EPSILON * want.abs().max(f64::MIN_POSITIVE);
+            let got = Portable.ln([x; WIDTH])[0];
+            assert!((got - want).abs() <= tol, "ln({x}): {got:e} vs {want:e}");
+            #[cfg(target_arch = "x86_64")]
+            if let Some(avx2) = Avx2::detect() {
+                let mut out = [0.0; WIDTH];
+                avx2.store(&mut out, avx2.ln(avx2.splat(x)));
+                assert!(
+                    (out[0] - want).abs() <= tol,
+                    "avx2 ln({x}): {:e} vs {want:e}",
+                    out[0]
+                );
+            }
+        };
+        // Sums of responsibilities lie in [1, K]; the rest for good measure.
+        for i in 0..=200_000 {
+            check(1.0 + i as f64 * 1e-4);
+        }
+        for x in [
+            1.0,
+            1.0 + f64::EPSILON,
+            1.5,
+            2.0,
+            1000.0,
+            1e300,
+            1e-300,
+            f64::MIN_POSITIVE,
+        ] {
+            check(x);
+        }
+        assert_eq!(Portable.ln([1.0; WIDTH]), [0.0; WIDTH]);
     }
 
     #[test]
