@@ -87,6 +87,7 @@ pub(crate) trait Simd: Copy {
     /// `v` where `test >= t`, `otherwise` elsewhere.
     fn select_ge(self, test: Self::V, t: Self::V, v: Self::V, otherwise: Self::V) -> Self::V;
     fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sqrt(self, a: Self::V) -> Self::V;
     /// `e^x` for `LN_MIN_POSITIVE <= x <= 0`, within a few ulps (see [`exp_poly`]);
     /// anything else gives an unspecified value.
     fn exp(self, x: Self::V) -> Self::V;
@@ -269,6 +270,10 @@ impl Simd for Portable {
         [a[0] / b[0], a[1] / b[1], a[2] / b[2], a[3] / b[3]]
     }
     #[inline(always)]
+    fn sqrt(self, a: Self::V) -> Self::V {
+        [a[0].sqrt(), a[1].sqrt(), a[2].sqrt(), a[3].sqrt()]
+    }
+    #[inline(always)]
     fn ln(self, x: Self::V) -> Self::V {
         let bits = x.map(f64::to_bits);
         let e = bits.map(|b| ((b >> 52) & 0x7ff) as f64 - 1023.0);
@@ -404,6 +409,10 @@ mod avx2 {
         #[inline(always)]
         fn div(self, a: Self::V, b: Self::V) -> Self::V {
             unsafe { _mm256_div_pd(a, b) }
+        }
+        #[inline(always)]
+        fn sqrt(self, a: Self::V) -> Self::V {
+            unsafe { _mm256_sqrt_pd(a) }
         }
         #[inline(always)]
         fn ln(self, x: Self::V) -> Self::V {
@@ -905,8 +914,8 @@ pub(crate) const NEGLIGIBLE_WEIGHT: f64 = 1e-290;
 
 /// Phase one of a block's statistics: its weight `n`, `s = Σ r (x − c)` and the
 /// diagonal of `Σ r (x − c)(x − c)ᵀ`, written over `moments` (a diagonal
-/// [`CentredSums`]); with `keep` also the centred points D and the weighted points
-/// W = D·diag(r), kept in `work` for [`add_block_scatter`]. The caller can thus check
+/// [`CentredSums`]); with `keep` also the weighted centred points
+/// U = (x − c)·diag(√r), kept in `work` for [`add_block_scatter`]. The caller can thus check
 /// the centre before paying for the d² part.
 ///
 /// `r` holds `bp` weights, zero on padding lanes. Returns false, touching nothing
@@ -931,7 +940,7 @@ pub(crate) fn block_moments<S: Simd>(
     // Every value used is written first: no zero-filling of the whole buffer (a
     // memset of 2·d·bp values per component and block showed up at 6 %).
     let dp = d.next_multiple_of(2);
-    let need = if keep { (1 + 2 * dp) * bp } else { bp };
+    let need = if keep { (2 + dp) * bp } else { bp };
     if work.len() < need {
         work.resize(need, 0.0);
     }
@@ -971,31 +980,34 @@ pub(crate) fn block_moments<S: Simd>(
         }
         return true;
     }
-    // D and W, d rows each, plus a zero row when d is odd so that the 2×2 tiles of
-    // add_block_scatter never test for the edge.
-    let (cen, wei) = work[..2 * dp * bp].split_at_mut(dp * bp);
-    if dp > d {
-        cen[d * bp..].fill(0.0);
-        wei[d * bp..].fill(0.0);
+    // U = D·diag(√r), d rows, plus a zero row when d is odd so that the 2×2 tiles of
+    // add_block_scatter never test for the edge. One array serves both sides of the
+    // product U Uᵀ = D diag(r) Dᵀ: half the stores of keeping D and W = D·diag(r), and
+    // diagonal tiles load two rows, not four.
+    let (sr, u) = work[..(1 + dp) * bp].split_at_mut(bp);
+    for (srl, rl) in sr.chunks_exact_mut(WIDTH).zip(r.chunks_exact(WIDTH)) {
+        s.store(srl, s.sqrt(s.load(rl)));
     }
-    for (((row, &m), (sv, sc)), (dr, wr)) in
-        rows.zip(cen.chunks_exact_mut(bp).zip(wei.chunks_exact_mut(bp)))
-    {
+    if dp > d {
+        u[d * bp..].fill(0.0);
+    }
+    let sr: &[f64] = sr;
+    for (((row, &m), (sv, sc)), ur) in rows.zip(u.chunks_exact_mut(bp)) {
         let m = s.splat(m);
         let (mut s1, mut s2) = ([zero; 2], [zero; 2]);
-        for (((x, rl), dl), wl) in row
+        for (((x, rl), srl), ul) in row
             .chunks_exact(LANES)
             .zip(r.chunks_exact(LANES))
-            .zip(dr.chunks_exact_mut(LANES))
-            .zip(wr.chunks_exact_mut(LANES))
+            .zip(sr.chunks_exact(LANES))
+            .zip(ur.chunks_exact_mut(LANES))
         {
             for v in 0..2 {
-                let dv = s.sub(s.load(&x[v * WIDTH..]), m);
-                let wv = s.mul(s.load(&rl[v * WIDTH..]), dv);
-                s.store(&mut dl[v * WIDTH..], dv);
-                s.store(&mut wl[v * WIDTH..], wv);
-                s1[v] = s.add(s1[v], wv);
-                s2[v] = s.mul_add(wv, dv, s2[v]);
+                let o = v * WIDTH;
+                let dv = s.sub(s.load(&x[o..]), m);
+                let uv = s.mul(s.load(&srl[o..]), dv);
+                s.store(&mut ul[o..], uv);
+                s1[v] = s.mul_add(s.load(&rl[o..]), dv, s1[v]);
+                s2[v] = s.mul_add(uv, uv, s2[v]);
             }
         }
         *sv = s.sum(s.add(s1[0], s1[1]));
@@ -1004,8 +1016,8 @@ pub(crate) fn block_moments<S: Simd>(
     true
 }
 
-/// Phase two: adds `W Dᵀ` (from [`block_moments`] with `keep`) to the lower triangle
-/// of the d×d column-major `lower`.
+/// Phase two: adds `U Uᵀ = Σ r (x − c)(x − c)ᵀ` (U from [`block_moments`] with
+/// `keep`) to the lower triangle of the d×d column-major `lower`.
 #[inline(always)]
 pub(crate) fn add_block_scatter<S: Simd>(
     s: S,
@@ -1016,24 +1028,46 @@ pub(crate) fn add_block_scatter<S: Simd>(
 ) {
     let zero = s.splat(0.0);
     let dp = d.next_multiple_of(2);
-    let (cen, wei) = work[bp..(1 + 2 * dp) * bp].split_at(dp * bp);
-    // 2×2 tiles of (row of W, row of D) dot products along the points: eight
-    // independent accumulator chains, one load per FMA.
+    let u = &work[2 * bp..(2 + dp) * bp];
+    // 2×2 tiles of row-by-row dot products along the points: eight independent
+    // accumulator chains and one load per FMA; a diagonal tile needs only its three
+    // lower entries and two rows.
     for ib in (0..d).step_by(2) {
-        let (wa, wb) = (&wei[ib * bp..][..bp], &wei[(ib + 1) * bp..][..bp]);
-        for lb in (0..=ib).step_by(2) {
-            let (da, db) = (&cen[lb * bp..][..bp], &cen[(lb + 1) * bp..][..bp]);
+        let (ua, ub) = (&u[ib * bp..][..bp], &u[(ib + 1) * bp..][..bp]);
+        let mut acc = [zero; 6];
+        for (a, b) in ua.chunks_exact(LANES).zip(ub.chunks_exact(LANES)) {
+            for v in 0..2 {
+                let o = v * WIDTH;
+                let (xa, xb) = (s.load(&a[o..]), s.load(&b[o..]));
+                acc[v] = s.mul_add(xa, xa, acc[v]);
+                acc[2 + v] = s.mul_add(xb, xa, acc[2 + v]);
+                acc[4 + v] = s.mul_add(xb, xb, acc[4 + v]);
+            }
+        }
+        let total = s.sum4([
+            s.add(acc[0], acc[1]),
+            s.add(acc[2], acc[3]),
+            s.add(acc[4], acc[5]),
+            zero,
+        ]);
+        lower[ib + ib * d] += total[0];
+        if ib + 1 < d {
+            lower[ib + 1 + ib * d] += total[1];
+            lower[ib + 1 + (ib + 1) * d] += total[2];
+        }
+        for lb in (0..ib).step_by(2) {
+            let (la, lbr) = (&u[lb * bp..][..bp], &u[(lb + 1) * bp..][..bp]);
             let mut acc = [zero; 8];
-            for (((wa, wb), da), db) in wa
+            for (((a, b), c), e) in ua
                 .chunks_exact(LANES)
-                .zip(wb.chunks_exact(LANES))
-                .zip(da.chunks_exact(LANES))
-                .zip(db.chunks_exact(LANES))
+                .zip(ub.chunks_exact(LANES))
+                .zip(la.chunks_exact(LANES))
+                .zip(lbr.chunks_exact(LANES))
             {
                 for v in 0..2 {
                     let o = v * WIDTH;
-                    let (xa, xb) = (s.load(&wa[o..]), s.load(&wb[o..]));
-                    let (ya, yb) = (s.load(&da[o..]), s.load(&db[o..]));
+                    let (xa, xb) = (s.load(&a[o..]), s.load(&b[o..]));
+                    let (ya, yb) = (s.load(&c[o..]), s.load(&e[o..]));
                     acc[v] = s.mul_add(xa, ya, acc[v]);
                     acc[2 + v] = s.mul_add(xb, ya, acc[2 + v]);
                     acc[4 + v] = s.mul_add(xa, yb, acc[4 + v]);
@@ -1046,13 +1080,10 @@ pub(crate) fn add_block_scatter<S: Simd>(
                 s.add(acc[4], acc[5]),
                 s.add(acc[6], acc[7]),
             ]);
-            // Entries (ib, lb), (ib + 1, lb), (ib, lb + 1), (ib + 1, lb + 1): all on or
-            // below the diagonal (lb <= ib) except (ib, lb + 1) on a diagonal tile, and
-            // row ib + 1 exists only when d > ib + 1.
+            // Off the diagonal (lb + 1 < ib): all four entries are in the lower
+            // triangle; row ib + 1 exists only when d > ib + 1.
             lower[ib + lb * d] += total[0];
-            if lb < ib {
-                lower[ib + (lb + 1) * d] += total[2];
-            }
+            lower[ib + (lb + 1) * d] += total[2];
             if ib + 1 < d {
                 lower[ib + 1 + lb * d] += total[1];
                 lower[ib + 1 + (lb + 1) * d] += total[3];
