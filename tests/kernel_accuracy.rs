@@ -172,8 +172,10 @@ impl Worst {
         } else {
             (got - want).abs() / (TOL * scale)
         };
-        if !(err <= self.0) {
-            self.0 = if err.is_nan() { f64::INFINITY } else { err };
+        // A NaN anywhere is as bad as it gets.
+        let err = if err.is_nan() { f64::INFINITY } else { err };
+        if err > self.0 {
+            self.0 = err;
             self.1 = format!("{}: got {got:e}, want {want:e}", what());
         }
     }

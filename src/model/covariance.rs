@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-use super::error::{ModelError, Result};
+use super::error::{finite_above, ModelError, Result};
 
 /// How the covariances of the components are parameterised (scikit-learn's names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -245,7 +245,7 @@ pub(crate) fn inverse_cholesky(m: &DMatrix<f64>) -> Option<(DMatrix<f64>, f64)> 
     }
     let chol = nalgebra::Cholesky::new(m.clone())?;
     let l = chol.l();
-    if l.diagonal().iter().any(|&x| !(x > 0.0) || !x.is_finite()) {
+    if l.diagonal().iter().any(|&x| !finite_above(x, 0.0)) {
         return None;
     }
     let d = m.nrows();

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::covariance::CovarianceType;
-use super::error::{invalid, ModelError, Result};
+use super::error::{finite_at_least, invalid, ModelError, Result};
 use super::estep::EvalRequest;
 use super::init::{initial_stats, InitMethod};
 use super::linalg::Points;
@@ -18,6 +18,8 @@ use super::mixture::GaussianMixture;
 use super::mstep::{m_step, Prior};
 
 /// Where EM starts.
+// Built once per fit: the size of the model variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Start {
     Init(InitMethod),
@@ -63,10 +65,10 @@ impl EmSettings {
         if self.n_init == 0 {
             return Err(invalid("n_init", "must be at least 1"));
         }
-        if !(self.tol >= 0.0) {
-            return Err(invalid("tol", "must be a number >= 0"));
+        if !finite_at_least(self.tol, 0.0) {
+            return Err(invalid("tol", "must be a finite number >= 0"));
         }
-        if !(self.reg_covar >= 0.0) || !self.reg_covar.is_finite() {
+        if !finite_at_least(self.reg_covar, 0.0) {
             return Err(invalid("reg_covar", "must be a finite number >= 0"));
         }
         if x.ncols() < self.n_components {
@@ -159,7 +161,7 @@ pub fn fit(
                     *method,
                     &mut rng,
                 )?;
-                m_step(&stats, settings.reg_covar, None, None)?
+                m_step(&stats, settings.reg_covar, settings.prior.as_ref(), None)?
             }
         };
         let run = run_em(start, x, settings, init, progress)?;

@@ -54,3 +54,13 @@ pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> ModelErr
         reason: reason.into(),
     }
 }
+
+/// A finite number strictly above `min` (NaN and infinities are not).
+pub(crate) fn finite_above(x: f64, min: f64) -> bool {
+    x.is_finite() && x > min
+}
+
+/// A finite number at least `min` (NaN and infinities are not).
+pub(crate) fn finite_at_least(x: f64, min: f64) -> bool {
+    x.is_finite() && x >= min
+}

@@ -278,6 +278,7 @@ pub fn kmeans<R: Rng + ?Sized>(
     for (l, a) in labels.iter_mut().zip(&assigned) {
         *l = a.0;
     }
+    fill_empty_clusters(&mut labels, &assigned, k);
     let mut out = DMatrix::from_column_slice(d, k, &centres);
     for mut col in out.column_iter_mut() {
         col += &mean;
@@ -287,6 +288,29 @@ pub fn kmeans<R: Rng + ?Sized>(
         labels,
         inertia: assigned.iter().map(|a| a.1).sum(),
         n_iter,
+    }
+}
+
+/// Gives every empty cluster one point: the one farthest from its centre among
+/// clusters that keep at least one. Data with fewer distinct values than K leaves
+/// coincident centres, and ties send all their points to the first.
+fn fill_empty_clusters(labels: &mut [usize], assigned: &[(usize, f64)], k: usize) {
+    let mut counts = vec![0usize; k];
+    for &l in labels.iter() {
+        counts[l] += 1;
+    }
+    let mut far: Vec<usize> = (0..labels.len()).collect();
+    far.sort_by(|&a, &b| assigned[b].1.total_cmp(&assigned[a].1));
+    let mut donors = far.into_iter();
+    for c in 0..k {
+        if counts[c] > 0 {
+            continue;
+        }
+        if let Some(j) = donors.by_ref().find(|&j| counts[labels[j]] > 1) {
+            counts[labels[j]] -= 1;
+            labels[j] = c;
+            counts[c] = 1;
+        }
     }
 }
 

@@ -204,12 +204,18 @@ impl GaussianMixture {
 
     /// Bayesian information criterion on `x` (lower is better).
     pub fn bic(&self, x: Points<'_>) -> Result<f64> {
+        if x.ncols() == 0 {
+            return Err(ModelError::Empty);
+        }
         let total = self.evaluate(x, EvalRequest::NOTHING)?.log_likelihood;
         Ok(-2.0 * total + self.n_parameters() as f64 * (x.ncols() as f64).ln())
     }
 
     /// Akaike information criterion on `x` (lower is better).
     pub fn aic(&self, x: Points<'_>) -> Result<f64> {
+        if x.ncols() == 0 {
+            return Err(ModelError::Empty);
+        }
         let total = self.evaluate(x, EvalRequest::NOTHING)?.log_likelihood;
         Ok(-2.0 * total + 2.0 * self.n_parameters() as f64)
     }

@@ -5,22 +5,34 @@
 //! Conventions: points are the columns of a d×n matrix ([`Points`]); K is the
 //! number of components; responsibilities are K×n.
 
+pub mod anomaly;
 mod covariance;
+mod drift;
 mod em;
 mod error;
 mod estep;
+mod format;
 mod init;
 mod linalg;
 mod mixture;
 mod mstep;
+mod online;
+mod schedule;
 mod stats;
 
 pub use covariance::{CovarianceType, Covariances};
+pub use drift::{DriftSettings, DriftState};
 pub use em::{em_step, fit, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
 pub use estep::{EvalRequest, Evaluation};
+pub use format::{
+    BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, Positions,
+    FORMAT_NAME, FORMAT_VERSION,
+};
 pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions, KMeansResult};
 pub use linalg::{points_from_rows, Points};
 pub use mixture::GaussianMixture;
 pub use mstep::{m_step, Prior};
+pub use online::{BatchOutcome, OnlineEm, OnlineSettings, OnlineState, Scored};
+pub use schedule::{decay_factor, stepwise_gamma, HalfLifeUnit, Schedule};
 pub use stats::{Scatter, SufficientStats};

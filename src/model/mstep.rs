@@ -20,7 +20,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::covariance::{CovarianceType, Covariances};
-use super::error::{invalid, ModelError, Result};
+use super::error::{finite_above, finite_at_least, invalid, ModelError, Result};
 use super::linalg::{add_scaled_outer, Points};
 use super::mixture::GaussianMixture;
 use super::stats::{Scatter, SufficientStats};
@@ -85,19 +85,19 @@ impl Prior {
                 self.mean.len()
             )));
         }
-        if !(self.weight_concentration >= 1.0) || !self.weight_concentration.is_finite() {
+        if !finite_at_least(self.weight_concentration, 1.0) {
             return Err(invalid(
                 "prior.weight_concentration",
                 "must be a finite number >= 1",
             ));
         }
-        if !(self.mean_precision > 0.0) || !self.mean_precision.is_finite() {
+        if !finite_above(self.mean_precision, 0.0) {
             return Err(invalid(
                 "prior.mean_precision",
                 "must be a finite number > 0",
             ));
         }
-        if !(self.dof > d as f64 - 1.0) || !self.dof.is_finite() {
+        if !finite_above(self.dof, d as f64 - 1.0) {
             return Err(invalid(
                 "prior.dof",
                 format!("must exceed d - 1 = {}", d as f64 - 1.0),
@@ -135,7 +135,7 @@ fn ml_step(
     let (k_count, d) = (stats.n_components(), stats.n_features());
     let n = stats.weights();
     let total = n.sum();
-    if !(total > 0.0) {
+    if !finite_above(total, 0.0) {
         return Err(ModelError::Empty);
     }
     let empty = |k: usize| n[k] <= 0.0;

@@ -14,7 +14,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::covariance::CovarianceType;
-use super::error::{ModelError, Result};
+use super::error::{finite_at_least, ModelError, Result};
 use super::linalg::{
     add_block_scatter, add_scaled_outer, block_moments, padded, transpose_points, CentredSums,
     Points, Portable,
@@ -123,7 +123,7 @@ impl SufficientStats {
                 "statistics shapes do not agree with K = {k}, d = {d}"
             )));
         }
-        if self.weights.iter().any(|&w| !(w >= 0.0) || !w.is_finite()) {
+        if self.weights.iter().any(|&w| !finite_at_least(w, 0.0)) {
             return Err(ModelError::IncompatibleStats(
                 "statistics weights must be finite and non-negative".into(),
             ));

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test of gmm-stream: installs what the tests need (scripts/setup.sh),
+# starts a real Kafka-protocol broker on a free loopback port, checks formatting
+# and lints, runs the whole test suite, and stops the broker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+broker=$(scripts/kafka.sh start)
+trap 'scripts/kafka.sh stop' EXIT
+export GMM_STREAM_TEST_BROKERS="$broker"
+echo "test.sh: broker at $broker" >&2
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked

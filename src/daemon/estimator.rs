@@ -1,0 +1,278 @@
+//! The estimator stage: owns the online EM, on a thread of its own (EM is CPU work
+//! that must not stall the async reactor). For every batch it updates the model,
+//! scores the batch's points with the model as it was before (and flags them
+//! against the anomaly threshold as it was before), publishes the model for the
+//! HTTP server, and decides when a snapshot is due.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+
+use super::batcher::{Batch, BatchMsg};
+use super::output::{Output, ScoredBatch};
+use super::status::Counters;
+use super::DaemonError;
+use crate::model::anomaly::AnomalyThreshold;
+use crate::model::{
+    points_from_rows, BatchOutcome, EstimatorInfo, GaussianMixture, ModelFile, OnlineEm, Positions,
+};
+use crate::source::chunk::{Origin, RecordMark};
+
+/// What the HTTP server reads: the current model and how to flag with it.
+#[derive(Clone, Debug)]
+pub struct LiveModel {
+    pub model: Arc<GaussianMixture>,
+    pub threshold: Option<f64>,
+    pub model_version: u64,
+    pub points_seen: u64,
+    /// The model file of the latest update (what `/model` serves).
+    pub file: Arc<ModelFile>,
+}
+
+/// When snapshots are due.
+#[derive(Clone, Debug)]
+pub struct SnapshotPolicy {
+    pub every_points: u64,
+    pub every_seconds: f64,
+}
+
+pub struct EstimatorStage {
+    pub estimator: OnlineEm,
+    pub anomaly: AnomalyThreshold,
+    pub positions: Positions,
+    pub policy: SnapshotPolicy,
+    /// Build score records at all (a scores sink is configured).
+    pub scores: bool,
+    pub counters: Arc<Counters>,
+    pub live: watch::Sender<Option<LiveModel>>,
+    pub output: mpsc::Sender<Output>,
+}
+
+/// Records of points absorbed into the warm-up buffer, waiting for their scores.
+#[derive(Default)]
+struct WarmupOrigins {
+    marks: VecDeque<RecordMark>,
+    points: usize,
+}
+
+impl EstimatorStage {
+    /// Runs until the batcher ends the stream (`End`: finish the warm-up, final
+    /// snapshot) or goes away (shutdown: final snapshot of what was absorbed).
+    pub fn run(mut self, mut batches: mpsc::Receiver<BatchMsg>) -> Result<(), DaemonError> {
+        let mut last_snapshot = (self.estimator.points_seen(), Instant::now());
+        let mut last_batch = Instant::now();
+        let mut warmup = WarmupOrigins::default();
+        self.publish();
+        while let Some(msg) = batches.blocking_recv() {
+            match msg {
+                BatchMsg::Batch(batch) => {
+                    let elapsed = last_batch.elapsed().as_secs_f64();
+                    last_batch = Instant::now();
+                    self.absorb(batch, elapsed, &mut warmup)?;
+                    if self.snapshot_due(last_snapshot) {
+                        self.snapshot()?;
+                        last_snapshot = (self.estimator.points_seen(), Instant::now());
+                    }
+                }
+                BatchMsg::End { positions } => {
+                    self.positions = positions;
+                    let outcome = self.estimator.finish_warmup().map_err(DaemonError::Model)?;
+                    self.emit_scores(outcome, &[], &mut warmup)?;
+                    if self.estimator.model().is_none() && self.estimator.warmup_len() > 0 {
+                        return Err(DaemonError::TooFewPoints {
+                            points: self.estimator.warmup_len(),
+                            components: self.estimator.settings().n_components,
+                        });
+                    }
+                    break;
+                }
+            }
+        }
+        self.publish();
+        // Before the model exists nothing was absorbed for good: a restart reads
+        // the same points again, so there is nothing to save.
+        if self.estimator.model().is_some() {
+            self.snapshot()?;
+        }
+        Ok(())
+    }
+
+    fn absorb(
+        &mut self,
+        batch: Batch,
+        elapsed: f64,
+        warmup: &mut WarmupOrigins,
+    ) -> Result<(), DaemonError> {
+        let d = batch.dim();
+        let x = points_from_rows(&batch.values, d).map_err(DaemonError::Model)?;
+        let started = Instant::now();
+        let outcome = match self.estimator.partial_fit(x, elapsed) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The batch is lost to the model but not to the count: the daemon
+                // goes on, and the error says why.
+                tracing::error!(points = batch.n_points, error = %e, "a batch could not be absorbed");
+                self.counters
+                    .failed_points
+                    .fetch_add(batch.n_points as u64, Relaxed);
+                self.positions = batch.positions;
+                return Ok(());
+            }
+        };
+        self.counters
+            .last_step_us
+            .store(started.elapsed().as_micros() as u64, Relaxed);
+        self.positions = batch.positions;
+        if outcome.change_detected {
+            tracing::warn!("abrupt change detected: forgetting faster and refitting on new points");
+            self.counters.changes_detected.fetch_add(1, Relaxed);
+        }
+        if outcome.rebuilt {
+            tracing::info!("model refitted on the points since the change");
+        }
+        self.counters
+            .reseeds
+            .fetch_add(outcome.reseeded.len() as u64, Relaxed);
+        self.emit_scores(outcome, &batch.marks, warmup)?;
+        self.counters.batches.fetch_add(1, Relaxed);
+        self.counters
+            .points_absorbed
+            .store(self.estimator.points_seen(), Relaxed);
+        self.counters
+            .model_version
+            .store(self.estimator.model_version(), Relaxed);
+        self.publish();
+        Ok(())
+    }
+
+    /// Flags and forwards the points an update scored. While the warm-up lasts,
+    /// nothing is scored and the records' origins wait in `warmup`.
+    fn emit_scores(
+        &mut self,
+        outcome: BatchOutcome,
+        marks: &[RecordMark],
+        warmup: &mut WarmupOrigins,
+    ) -> Result<(), DaemonError> {
+        let Some(scored) = outcome.scored else {
+            let base = warmup.points;
+            for m in marks {
+                warmup.marks.push_back(RecordMark {
+                    points_end: base + m.points_end,
+                    origin: m.origin.clone(),
+                });
+            }
+            warmup.points = base + marks.last().map_or(0, |m| m.points_end);
+            return Ok(());
+        };
+        let mut all_marks: Vec<RecordMark> = warmup.marks.drain(..).collect();
+        let base = std::mem::take(&mut warmup.points);
+        all_marks.extend(marks.iter().map(|m| RecordMark {
+            points_end: base + m.points_end,
+            origin: m.origin.clone(),
+        }));
+        let log_density = &scored.evaluation.log_density;
+        let threshold = self.anomaly.threshold();
+        let anomalies = log_density
+            .iter()
+            .filter(|&&ld| crate::model::anomaly::is_anomaly(ld, threshold))
+            .count();
+        self.anomaly.observe_batch(log_density);
+        self.counters.anomalies.fetch_add(anomalies as u64, Relaxed);
+        self.counters.set_threshold(self.anomaly.threshold());
+        self.counters
+            .set_recent_mean_ll(scored.evaluation.mean_log_likelihood());
+        if !self.scores {
+            return Ok(());
+        }
+        let kafka = kafka_origins(&all_marks, log_density.len());
+        self.output
+            .blocking_send(Output::Scores(Box::new(ScoredBatch {
+                scored,
+                threshold,
+                kafka,
+            })))
+            .map_err(|_| DaemonError::OutputGone)
+    }
+
+    fn snapshot_due(&self, (points, at): (u64, Instant)) -> bool {
+        if self.estimator.model().is_none() {
+            return false;
+        }
+        let p = &self.policy;
+        let by_points =
+            p.every_points > 0 && self.estimator.points_seen() - points >= p.every_points;
+        let by_time = p.every_seconds > 0.0 && at.elapsed().as_secs_f64() >= p.every_seconds;
+        by_points || by_time
+    }
+
+    fn snapshot(&mut self) -> Result<(), DaemonError> {
+        let Some(file) = self.model_file(true) else {
+            return Ok(());
+        };
+        self.output
+            .blocking_send(Output::Snapshot(Box::new(file)))
+            .map_err(|_| DaemonError::OutputGone)
+    }
+
+    /// The model file of the current state (None during the warm-up); with the
+    /// estimator's state for snapshots, without for readers of the parameters.
+    fn model_file(&self, with_state: bool) -> Option<ModelFile> {
+        let model = self.estimator.model()?;
+        let settings = self.estimator.settings().clone();
+        let mut file = ModelFile::new(model, EstimatorInfo::Online(settings), now_rfc3339());
+        file.points_seen = self.estimator.points_seen();
+        file.model_version = self.estimator.model_version();
+        file.anomaly_threshold = self.anomaly.threshold();
+        file.positions = Some(self.positions.clone());
+        if with_state {
+            file.anomaly_state = Some(self.anomaly.clone());
+            file.state = Some(self.estimator.state().clone());
+        }
+        Some(file)
+    }
+
+    /// Hands the current model to the HTTP server.
+    fn publish(&mut self) {
+        let Some(file) = self.model_file(false) else {
+            return;
+        };
+        let Some(model) = self.estimator.model() else {
+            return;
+        };
+        self.counters.model_ready.store(1, Relaxed);
+        let live = LiveModel {
+            model: Arc::new(model.clone()),
+            threshold: self.anomaly.threshold(),
+            model_version: self.estimator.model_version(),
+            points_seen: self.estimator.points_seen(),
+            file: Arc::new(file),
+        };
+        self.live.send_replace(Some(live));
+    }
+}
+
+/// Each point's Kafka message, when the points came from Kafka.
+fn kafka_origins(marks: &[RecordMark], points: usize) -> Option<Vec<Origin>> {
+    if !marks
+        .iter()
+        .any(|m| matches!(m.origin, Origin::Kafka { .. }))
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(points);
+    let mut start = 0;
+    for m in marks {
+        for _ in start..m.points_end {
+            out.push(m.origin.clone());
+        }
+        start = m.points_end;
+    }
+    Some(out)
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}

@@ -1,0 +1,94 @@
+//! Start-up: the newest valid snapshot (a corrupt one is skipped with a warning)
+//! gives the estimator, the anomaly threshold and the source positions to resume
+//! from; without one the estimator starts with a warm-up.
+
+use std::path::Path;
+
+use super::DaemonError;
+use crate::config::Config;
+use crate::model::anomaly::AnomalyThreshold;
+use crate::model::{ModelFile, OnlineEm, Positions};
+use crate::sink::SnapshotStore;
+
+pub struct Restored {
+    pub estimator: OnlineEm,
+    pub anomaly: AnomalyThreshold,
+    /// Where the snapshot says the next unread point is.
+    pub positions: Option<Positions>,
+    /// The restored model's dimension, which incoming points must have.
+    pub n_features: Option<usize>,
+}
+
+pub fn restore(config: &Config, store: &SnapshotStore) -> Result<Restored, DaemonError> {
+    let outcome = store.load_newest()?;
+    for skipped in &outcome.skipped {
+        tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "skipping an unreadable snapshot");
+    }
+    let fresh_threshold = || {
+        AnomalyThreshold::new(config.scores.anomaly_quantile, config.scores.anomaly_window)
+            .map_err(|e| DaemonError::Stage(e.to_string()))
+    };
+    let Some((path, file)) = outcome.newest else {
+        tracing::info!(dir = %store.dir().display(), "no snapshot: starting with a warm-up");
+        return Ok(Restored {
+            estimator: OnlineEm::new(config.online_settings()).map_err(DaemonError::Model)?,
+            anomaly: fresh_threshold()?,
+            positions: None,
+            n_features: None,
+        });
+    };
+    let estimator = estimator_from(config, &path, &file)?;
+    // A threshold saved with other settings starts afresh.
+    let (anomaly, _) = AnomalyThreshold::resume(
+        file.anomaly_state.clone(),
+        config.scores.anomaly_quantile,
+        config.scores.anomaly_window,
+    )
+    .map_err(|e| DaemonError::Stage(e.to_string()))?;
+    tracing::info!(
+        path = %path.display(),
+        model_version = file.model_version,
+        points_seen = file.points_seen,
+        "restored the newest snapshot"
+    );
+    Ok(Restored {
+        estimator,
+        anomaly,
+        positions: file.positions,
+        n_features: Some(file.n_features as usize),
+    })
+}
+
+fn estimator_from(config: &Config, path: &Path, file: &ModelFile) -> Result<OnlineEm, DaemonError> {
+    let incompatible = |reason: String| DaemonError::IncompatibleSnapshot {
+        path: path.display().to_string(),
+        reason,
+    };
+    let model = file.mixture().map_err(|e| incompatible(e.to_string()))?;
+    let settings = config.online_settings();
+    if model.n_components() != settings.n_components {
+        return Err(incompatible(format!(
+            "it has {} components, model.components is {}",
+            model.n_components(),
+            settings.n_components
+        )));
+    }
+    if model.covariance_type() != settings.covariance_type {
+        return Err(incompatible(format!(
+            "its covariance type is {}, model.covariance_type is {}",
+            model.covariance_type(),
+            settings.covariance_type
+        )));
+    }
+    let dim = config.source.dim;
+    if dim > 0 && dim != model.n_features() {
+        return Err(incompatible(format!(
+            "it has {} features, source.dim is {dim}",
+            model.n_features()
+        )));
+    }
+    let state = file.state.clone().ok_or_else(|| {
+        incompatible("it holds no estimator state (it was not written by `run`)".into())
+    })?;
+    OnlineEm::restore(settings, state, Some(model)).map_err(|e| incompatible(e.to_string()))
+}

@@ -1,0 +1,202 @@
+//! Starting the configured source where the restored snapshot left off.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::output::{PositionCommitter, SnapshotPublisher};
+use super::restore::Restored;
+use super::status::Counters;
+use super::DaemonError;
+use crate::config::{Config, SourceKind};
+use crate::model::Positions;
+use crate::source::chunk::{Chunk, Origin, PositionTracker, RecordMark, SourceMsg};
+use crate::source::file::{FileSource, SourceError};
+use crate::source::generator::Generator;
+use crate::source::DecodeConfig;
+
+/// Generated points per chunk when there is no rate to pace.
+const GENERATOR_CHUNK: usize = 1024;
+
+pub struct StartedSource {
+    /// The position the source starts at.
+    pub tracker: PositionTracker,
+    pub handle: JoinHandle<Result<(), DaemonError>>,
+    pub publisher: Option<Box<dyn SnapshotPublisher>>,
+    pub committer: Option<Box<dyn PositionCommitter>>,
+    /// For logs and dead letters: `file:points.csv`, `stdin`, `generator`.
+    pub name: String,
+}
+
+pub fn start(
+    config: &Config,
+    restored: &Restored,
+    tx: mpsc::Sender<SourceMsg>,
+    cancel: CancellationToken,
+    counters: &Arc<Counters>,
+) -> Result<StartedSource, DaemonError> {
+    let started = match config.source.kind {
+        SourceKind::File | SourceKind::Stdin => start_file(config, restored, tx, cancel)?,
+        SourceKind::Generator => start_generator(config, restored, tx, cancel)?,
+        SourceKind::Kafka => {
+            return Err(DaemonError::Kafka(
+                "source.kind = \"kafka\" is not available in this build".into(),
+            ))
+        }
+    };
+    counters.source_ready.store(1, Relaxed);
+    Ok(started)
+}
+
+fn decode_config(config: &Config, restored: &Restored) -> DecodeConfig {
+    let s = &config.source;
+    // A restored model fixes the dimension even when the config leaves it open.
+    let dim = (s.dim > 0).then_some(s.dim).or(restored.n_features);
+    DecodeConfig {
+        format: s.format,
+        dim,
+        fields: (!s.fields.is_empty()).then(|| s.fields.clone()),
+    }
+}
+
+fn start_file(
+    config: &Config,
+    restored: &Restored,
+    tx: mpsc::Sender<SourceMsg>,
+    cancel: CancellationToken,
+) -> Result<StartedSource, DaemonError> {
+    let stdin = config.source.kind == SourceKind::Stdin;
+    let path = config.source.path.clone();
+    let (tracker, start, name) = if stdin {
+        if restored.positions.is_some() {
+            tracing::info!("stdin cannot be resumed: reading it from where it is now");
+        }
+        (PositionTracker::Stdin { points: 0 }, 0, "stdin".to_string())
+    } else {
+        let here = path.display().to_string();
+        let offset = match &restored.positions {
+            Some(Positions::File { path: p, offset }) if *p == here => *offset,
+            Some(other) => {
+                tracing::info!(?other, "the snapshot's positions are for another source: reading {here} from its start");
+                0
+            }
+            None => 0,
+        };
+        if offset > 0 {
+            tracing::info!(path = %here, offset, "resuming the file");
+        }
+        // Refuse a missing file now, with exit status 2, rather than from a thread.
+        if !path.is_file() {
+            return Err(SourceError::Open {
+                path: path.clone(),
+                error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            }
+            .into());
+        }
+        (
+            PositionTracker::file(&path, offset),
+            offset,
+            format!("file:{here}"),
+        )
+    };
+    let source = FileSource {
+        path: (!stdin).then_some(path),
+        decode: decode_config(config, restored),
+        start,
+        max_record_bytes: config.source.max_record_bytes,
+    };
+    let handle =
+        tokio::task::spawn_blocking(move || source.run(tx, cancel).map_err(DaemonError::from));
+    Ok(StartedSource {
+        tracker,
+        handle,
+        publisher: None,
+        committer: None,
+        name,
+    })
+}
+
+fn start_generator(
+    config: &Config,
+    restored: &Restored,
+    tx: mpsc::Sender<SourceMsg>,
+    cancel: CancellationToken,
+) -> Result<StartedSource, DaemonError> {
+    let dim = restored
+        .n_features
+        .unwrap_or_else(|| config.generator_dim());
+    let mut generator = Generator::new(&config.source.generator, dim)
+        .map_err(|e| DaemonError::Stage(format!("source.generator: {e}")))?;
+    let index = match &restored.positions {
+        Some(Positions::Generator { index }) => *index,
+        _ => 0,
+    };
+    generator.seek(index);
+    let rate = config.source.generator.rate;
+    let handle = tokio::task::spawn_blocking(move || {
+        pump_generator(generator, rate, &tx, &cancel);
+        Ok(())
+    });
+    Ok(StartedSource {
+        tracker: PositionTracker::Generator { index },
+        handle,
+        publisher: None,
+        committer: None,
+        name: "generator".into(),
+    })
+}
+
+/// Sends generated points, paced at `rate` points per second (0: as fast as the
+/// pipeline takes them), until the generator's limit or shutdown.
+fn pump_generator(
+    mut generator: Generator,
+    rate: f64,
+    tx: &mpsc::Sender<SourceMsg>,
+    cancel: &CancellationToken,
+) {
+    let per_chunk = if rate > 0.0 {
+        // About twenty chunks a second keeps a paced stream smooth.
+        ((rate / 20.0) as usize).clamp(1, GENERATOR_CHUNK)
+    } else {
+        GENERATOR_CHUNK
+    };
+    let (started, first) = (Instant::now(), generator.index());
+    while !cancel.is_cancelled() {
+        let mut chunk = Chunk::default();
+        let n = generator.next_points(per_chunk, &mut chunk.values);
+        if n == 0 {
+            let _ = tx.blocking_send(SourceMsg::End);
+            return;
+        }
+        let end = generator.index();
+        // One record per point: batches may end after any of them.
+        chunk.marks = (1..=n)
+            .map(|i| RecordMark {
+                points_end: i,
+                origin: Origin::Next(end - (n - i) as u64),
+            })
+            .collect();
+        if tx.blocking_send(SourceMsg::Chunk(chunk)).is_err() {
+            return;
+        }
+        if rate > 0.0 {
+            let due = Duration::from_secs_f64((end - first) as f64 / rate);
+            pace(started + due, cancel);
+        }
+    }
+}
+
+/// Sleeps until `until`, waking early on shutdown.
+fn pace(until: Instant, cancel: &CancellationToken) {
+    while !cancel.is_cancelled() {
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(50)));
+    }
+}

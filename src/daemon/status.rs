@@ -1,0 +1,122 @@
+//! Counters every stage updates and the periodic one-line status that reads them
+//! (the HTTP metrics read them too). Plain atomics: stages never wait on each other
+//! to count.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::source::RejectReason;
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Points absorbed into the model (counted once, including warm-up).
+    pub points_absorbed: AtomicU64,
+    pub batches: AtomicU64,
+    /// Points of batches the model could not absorb (numerical failures).
+    pub failed_points: AtomicU64,
+    pub model_version: AtomicU64,
+    /// Mean log-likelihood per point of the latest batch, as f64 bits.
+    recent_mean_ll: AtomicU64,
+    rejects: [AtomicU64; RejectReason::ALL.len()],
+    pub anomalies: AtomicU64,
+    /// Current anomaly threshold as f64 bits (NaN while unknown).
+    threshold: AtomicU64,
+    pub changes_detected: AtomicU64,
+    pub reseeds: AtomicU64,
+    pub snapshots: AtomicU64,
+    /// Unix time of the last durable snapshot, in milliseconds (0: none yet).
+    pub last_snapshot_ms: AtomicU64,
+    /// Duration of the last snapshot write, in microseconds.
+    pub last_snapshot_us: AtomicU64,
+    /// Latency of the last EM step (E-step, statistics, M-step), in microseconds.
+    pub last_step_us: AtomicU64,
+    /// Set once the model exists (the warm-up is over).
+    pub model_ready: AtomicU64,
+    /// Set once the source is connected and reading.
+    pub source_ready: AtomicU64,
+}
+
+impl Counters {
+    pub fn new() -> Self {
+        let c = Self::default();
+        c.threshold.store(f64::NAN.to_bits(), Relaxed);
+        c.recent_mean_ll.store(f64::NAN.to_bits(), Relaxed);
+        c
+    }
+
+    pub fn reject(&self, reason: RejectReason) {
+        self.rejects[reason_index(reason)].fetch_add(1, Relaxed);
+    }
+
+    pub fn rejects(&self, reason: RejectReason) -> u64 {
+        self.rejects[reason_index(reason)].load(Relaxed)
+    }
+
+    pub fn rejects_total(&self) -> u64 {
+        self.rejects.iter().map(|r| r.load(Relaxed)).sum()
+    }
+
+    pub fn set_recent_mean_ll(&self, v: f64) {
+        self.recent_mean_ll.store(v.to_bits(), Relaxed);
+    }
+
+    pub fn recent_mean_ll(&self) -> f64 {
+        f64::from_bits(self.recent_mean_ll.load(Relaxed))
+    }
+
+    pub fn set_threshold(&self, v: Option<f64>) {
+        self.threshold
+            .store(v.unwrap_or(f64::NAN).to_bits(), Relaxed);
+    }
+
+    pub fn threshold(&self) -> Option<f64> {
+        let v = f64::from_bits(self.threshold.load(Relaxed));
+        (!v.is_nan()).then_some(v)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.model_ready.load(Relaxed) == 1 && self.source_ready.load(Relaxed) == 1
+    }
+}
+
+fn reason_index(reason: RejectReason) -> usize {
+    RejectReason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or_default()
+}
+
+/// Logs one status line every `every` until cancelled.
+pub async fn report(
+    counters: std::sync::Arc<Counters>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    if every.is_zero() {
+        return;
+    }
+    let mut last = (Instant::now(), counters.points_absorbed.load(Relaxed));
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        let seen = counters.points_absorbed.load(Relaxed);
+        let rate = (seen - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-9);
+        last = (now, seen);
+        tracing::info!(
+            points_per_second = format_args!("{rate:.0}"),
+            points_seen = seen,
+            model_version = counters.model_version.load(Relaxed),
+            mean_log_likelihood = format_args!("{:.4}", counters.recent_mean_ll()),
+            rejects = counters.rejects_total(),
+            anomalies = counters.anomalies.load(Relaxed),
+            "status"
+        );
+    }
+}

@@ -1,0 +1,717 @@
+//! Online EM over mini-batches.
+//!
+//! The model keeps decayed sufficient statistics `s`. For each batch: an E-step under
+//! the current model (which also scores the batch's points), the batch's statistics ŝ,
+//! `s ← forget(s) ⊕ ŝ` by the [schedule](super::schedule), and an M-step from `s`.
+//! With no forgetting and one batch holding all the data this is exactly one batch EM
+//! iteration.
+//!
+//! Before the first update, points are buffered (warm-up); k-means++ seeds, Lloyd and
+//! a few batch EM iterations on the buffer start the model. A component whose weight
+//! withers is re-seeded at the batch's worst-explained point. Everything is
+//! deterministic given the points and the batch boundaries, so a restored state
+//! continues exactly where it stopped.
+
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+
+use super::covariance::{CovarianceType, Covariances};
+use super::drift::{DriftSettings, DriftState};
+use super::em::{fit, EmSettings, Start};
+use super::error::{finite_above, finite_at_least, invalid, ModelError, Result};
+use super::estep::{EvalRequest, Evaluation};
+use super::init::InitMethod;
+use super::linalg::{points_from_rows, Points};
+use super::mixture::GaussianMixture;
+use super::mstep::{m_step, Prior};
+use super::schedule::{decay_factor, elapsed, HalfLifeUnit, Schedule};
+use super::stats::{Scatter, SufficientStats};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OnlineSettings {
+    pub n_components: usize,
+    pub covariance_type: CovarianceType,
+    pub reg_covar: f64,
+    pub schedule: Schedule,
+    /// Points buffered before the model starts.
+    pub warmup_points: usize,
+    /// Batch EM iterations on the warm-up buffer.
+    pub warmup_iterations: usize,
+    pub seed: u64,
+    /// A component whose share of the total weight falls below this is re-seeded.
+    pub min_weight: f64,
+    /// MAP estimation under a conjugate prior fitted to the warm-up points.
+    pub map_prior: bool,
+    pub drift: DriftSettings,
+}
+
+impl OnlineSettings {
+    /// Defaults: decay with a half-life of 10 000 points, 2 000 warm-up points.
+    pub fn new(n_components: usize) -> Self {
+        Self {
+            n_components,
+            covariance_type: CovarianceType::Full,
+            reg_covar: 1e-6,
+            schedule: Schedule::Decay {
+                half_life: Some(10_000.0),
+                unit: HalfLifeUnit::Points,
+            },
+            warmup_points: 2_000,
+            warmup_iterations: 20,
+            seed: 0,
+            min_weight: 1e-3,
+            map_prior: false,
+            drift: DriftSettings::default(),
+        }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.n_components == 0 {
+            return Err(invalid("components", "must be at least 1"));
+        }
+        if !finite_at_least(self.reg_covar, 0.0) {
+            return Err(invalid("reg_covar", "must be a finite number >= 0"));
+        }
+        if self.warmup_points < self.n_components {
+            return Err(invalid(
+                "warmup_points",
+                format!(
+                    "must be at least the number of components ({})",
+                    self.n_components
+                ),
+            ));
+        }
+        if !(0.0..0.5).contains(&self.min_weight) {
+            return Err(invalid("min_weight", "must be in [0, 0.5)"));
+        }
+        self.schedule.check()?;
+        self.drift.check()
+    }
+}
+
+/// Everything besides the parameters that an estimator needs to continue exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OnlineState {
+    pub n_features: Option<usize>,
+    /// Row-major points waiting for the model to start.
+    pub warmup: Vec<f64>,
+    pub stats: Option<SufficientStats>,
+    pub prior: Option<Prior>,
+    pub drift: DriftState,
+    /// Stepwise: `t + t0` for the next batch.
+    pub step: f64,
+    pub batches: u64,
+    pub points_seen: u64,
+    pub model_version: u64,
+    pub reseeds: u64,
+    /// Row-major points collected since a detected change, for a fresh fit.
+    pub rebuild: Option<Vec<f64>>,
+    /// Times a fresh fit replaced the model after a change.
+    pub rebuilds: u64,
+}
+
+impl OnlineState {
+    fn new(settings: &OnlineSettings) -> Self {
+        let step = match settings.schedule {
+            Schedule::Stepwise { t0, .. } => 1.0 + t0,
+            Schedule::Decay { .. } => 1.0,
+        };
+        Self {
+            n_features: None,
+            warmup: Vec::new(),
+            stats: None,
+            prior: None,
+            drift: DriftState::default(),
+            step,
+            batches: 0,
+            points_seen: 0,
+            model_version: 0,
+            reseeds: 0,
+            rebuild: None,
+            rebuilds: 0,
+        }
+    }
+}
+
+/// Points scored by the model before they updated it.
+#[derive(Clone, Debug)]
+pub struct Scored {
+    /// The version of the model that scored them.
+    pub model_version: u64,
+    /// Per point: log-density and responsibilities.
+    pub evaluation: Evaluation,
+}
+
+/// What one call to [`OnlineEm::partial_fit`] did.
+#[derive(Clone, Debug, Default)]
+pub struct BatchOutcome {
+    /// Scores of the points absorbed by this call, in order. When the warm-up
+    /// completes this covers every buffered point; while it lasts, nothing.
+    pub scored: Option<Scored>,
+    /// An M-step happened.
+    pub updated: bool,
+    /// The batch started a recovery from an abrupt change.
+    pub change_detected: bool,
+    /// Components re-seeded after this batch.
+    pub reseeded: Vec<usize>,
+    /// A fresh fit on the points since a detected change replaced the model.
+    pub rebuilt: bool,
+}
+
+struct FreshFit {
+    model: GaussianMixture,
+    stats: SufficientStats,
+    prior: Option<Prior>,
+    /// The fitted points under the model before its last M-step.
+    evaluation: Evaluation,
+    n_iter: u64,
+}
+
+pub struct OnlineEm {
+    settings: OnlineSettings,
+    state: OnlineState,
+    model: Option<GaussianMixture>,
+}
+
+impl OnlineEm {
+    /// A new estimator that warms up on the first points.
+    pub fn new(settings: OnlineSettings) -> Result<Self> {
+        settings.check()?;
+        let state = OnlineState::new(&settings);
+        Ok(Self {
+            settings,
+            state,
+            model: None,
+        })
+    }
+
+    /// An estimator that starts streaming from `model` at once. Its statistics stand
+    /// for `pseudo_count` points drawn from the model (0: none, so the first batch
+    /// alone makes the next model).
+    pub fn from_model(
+        settings: OnlineSettings,
+        model: GaussianMixture,
+        pseudo_count: f64,
+    ) -> Result<Self> {
+        settings.check()?;
+        if model.n_components() != settings.n_components
+            || model.covariance_type() != settings.covariance_type
+        {
+            return Err(invalid(
+                "model",
+                format!(
+                    "the model has {} {} components, the settings ask for {} {}",
+                    model.n_components(),
+                    model.covariance_type(),
+                    settings.n_components,
+                    settings.covariance_type
+                ),
+            ));
+        }
+        let mut state = OnlineState::new(&settings);
+        state.n_features = Some(model.n_features());
+        state.stats = Some(stats_of_model(&model, pseudo_count, settings.reg_covar)?);
+        Ok(Self {
+            settings,
+            state,
+            model: Some(model),
+        })
+    }
+
+    /// Restores an estimator saved as `(settings, state, model)`.
+    pub fn restore(
+        settings: OnlineSettings,
+        state: OnlineState,
+        model: Option<GaussianMixture>,
+    ) -> Result<Self> {
+        settings.check()?;
+        let consistent = match (&model, &state.stats) {
+            (Some(m), Some(s)) => {
+                s.n_components() == m.n_components()
+                    && s.n_features() == m.n_features()
+                    && s.covariance_type() == m.covariance_type()
+                    && m.n_components() == settings.n_components
+                    && state.n_features == Some(m.n_features())
+            }
+            (None, None) => state
+                .n_features
+                .is_none_or(|d| d > 0 && state.warmup.len() % d == 0),
+            _ => false,
+        };
+        if !consistent {
+            return Err(ModelError::IncompatibleStats(
+                "the saved estimator state does not match its model or settings".into(),
+            ));
+        }
+        Ok(Self {
+            settings,
+            state,
+            model,
+        })
+    }
+
+    pub fn settings(&self) -> &OnlineSettings {
+        &self.settings
+    }
+
+    pub fn state(&self) -> &OnlineState {
+        &self.state
+    }
+
+    /// The current model, once the warm-up is over.
+    pub fn model(&self) -> Option<&GaussianMixture> {
+        self.model.as_ref()
+    }
+
+    pub fn points_seen(&self) -> u64 {
+        self.state.points_seen
+    }
+
+    pub fn model_version(&self) -> u64 {
+        self.state.model_version
+    }
+
+    /// Points waiting in the warm-up buffer.
+    pub fn warmup_len(&self) -> usize {
+        self.state
+            .n_features
+            .map_or(0, |d| self.state.warmup.len() / d)
+    }
+
+    /// Absorbs a batch (d×n points) that arrived `elapsed_seconds` after the previous
+    /// one (used only by a half-life in seconds).
+    pub fn partial_fit(&mut self, x: Points<'_>, elapsed_seconds: f64) -> Result<BatchOutcome> {
+        self.check_batch(x)?;
+        if x.ncols() == 0 {
+            return Ok(BatchOutcome::default());
+        }
+        if self.model.is_none() {
+            self.state.warmup.extend(x.iter());
+            if self.warmup_len() < self.settings.warmup_points {
+                return Ok(BatchOutcome::default());
+            }
+            return self.start_from_warmup();
+        }
+        self.update(x, elapsed_seconds)
+    }
+
+    /// Starts the model from whatever the warm-up buffer holds (at the end of a
+    /// finite stream). Nothing to do if the model already runs or nothing is buffered.
+    pub fn finish_warmup(&mut self) -> Result<BatchOutcome> {
+        if self.model.is_some() || self.warmup_len() == 0 {
+            return Ok(BatchOutcome::default());
+        }
+        self.start_from_warmup()
+    }
+
+    fn check_batch(&mut self, x: Points<'_>) -> Result<()> {
+        match self.state.n_features {
+            Some(d) if d != x.nrows() => {
+                return Err(ModelError::DimensionMismatch {
+                    expected: d,
+                    got: x.nrows(),
+                })
+            }
+            None if x.nrows() == 0 => {
+                return Err(ModelError::InvalidShape(
+                    "points with no coordinates".into(),
+                ))
+            }
+            None => self.state.n_features = Some(x.nrows()),
+            _ => {}
+        }
+        if x.iter().all(|v| v.is_finite()) {
+            Ok(())
+        } else {
+            Err(ModelError::NonFinite {
+                what: "the batch".into(),
+            })
+        }
+    }
+
+    fn start_from_warmup(&mut self) -> Result<BatchOutcome> {
+        let d = self.state.n_features.ok_or(ModelError::Empty)?;
+        let buffer = std::mem::take(&mut self.state.warmup);
+        let result = self.initialise(&buffer, d);
+        if result.is_err() {
+            // Keep the points: nothing absorbed, nothing lost.
+            self.state.warmup = buffer;
+        }
+        result
+    }
+
+    fn initialise(&mut self, buffer: &[f64], d: usize) -> Result<BatchOutcome> {
+        let x = points_from_rows(buffer, d)?;
+        let fresh = self.fresh_fit(x)?;
+        let n = x.ncols() as u64;
+        let scored_version = fresh.n_iter;
+        self.state.prior = fresh.prior;
+        self.state.stats = Some(fresh.stats);
+        self.state.points_seen = n;
+        self.state.model_version = scored_version + 1;
+        self.state.batches = 1;
+        self.model = Some(fresh.model);
+        Ok(BatchOutcome {
+            scored: Some(Scored {
+                model_version: scored_version,
+                evaluation: fresh.evaluation,
+            }),
+            updated: true,
+            ..BatchOutcome::default()
+        })
+    }
+
+    /// k-means++ seeds, Lloyd and a few batch EM iterations on `x`; then the
+    /// statistics of `x` under that model, and the model one M-step on.
+    fn fresh_fit(&self, x: Points<'_>) -> Result<FreshFit> {
+        let s = &self.settings;
+        let prior = if s.map_prior {
+            Some(Prior::from_data(x, s.n_components, s.covariance_type)?)
+        } else {
+            None
+        };
+        let em = EmSettings {
+            n_components: s.n_components,
+            covariance_type: s.covariance_type,
+            max_iter: s.warmup_iterations,
+            tol: 1e-3,
+            reg_covar: s.reg_covar,
+            n_init: 1,
+            start: Start::Init(InitMethod::KMeans),
+            seed: s.seed,
+            prior: prior.clone(),
+        };
+        let report = fit(x, &em, &mut |_| {})?;
+        let mut evaluation = report.model.evaluate(x, EvalRequest::ALL)?;
+        let mut stats = evaluation.stats.take().ok_or(ModelError::Empty)?;
+        let n = x.ncols() as f64;
+        if matches!(s.schedule, Schedule::Stepwise { .. }) {
+            // Stepwise statistics are per-point averages.
+            stats.scale(1.0 / n);
+        }
+        let model = self.m_step(&stats, prior.as_ref(), &report.model, n)?;
+        Ok(FreshFit {
+            model,
+            stats,
+            prior,
+            evaluation,
+            n_iter: report.n_iter as u64,
+        })
+    }
+
+    fn update(&mut self, x: Points<'_>, elapsed_seconds: f64) -> Result<BatchOutcome> {
+        let model = self.model.as_ref().ok_or(ModelError::Empty)?;
+        let mut evaluation = model.evaluate(x, EvalRequest::ALL)?;
+        let mut batch = evaluation.stats.take().ok_or(ModelError::Empty)?;
+        let mut drift = self.state.drift.clone();
+        let (mean_ll, std_error) = mean_and_std_error(&evaluation.log_density);
+        let change = drift.observe(&self.settings.drift, mean_ll, std_error);
+        let n = x.ncols();
+        let forgotten = self.forget(n, elapsed_seconds, change, &mut drift)?;
+        let mut stats = forgotten.stats;
+        batch.scale(forgotten.batch_scale);
+        let prior = self.state.prior.as_ref();
+        let withered = self.withered(&stats, &batch);
+        let mut previous = model;
+        let reseeded_model;
+        if !withered.is_empty() {
+            // Re-seed before absorbing, and let the re-seeded components claim their
+            // points of this very batch: absorbed first, those points would stretch a
+            // neighbour that is then hard to shrink back.
+            self.reseed(&mut stats, &withered, model, x, &evaluation.log_density)?;
+            reseeded_model = self.m_step(
+                &stats,
+                prior,
+                model,
+                self.count(&stats, forgotten.stepwise_count),
+            )?;
+            let again = reseeded_model.evaluate(x, EvalRequest::STATS)?;
+            batch = again.stats.ok_or(ModelError::Empty)?;
+            batch.scale(forgotten.batch_scale);
+            previous = &reseeded_model;
+        }
+        stats.merge(&batch)?;
+        let next = self.m_step(
+            &stats,
+            prior,
+            previous,
+            self.count(&stats, forgotten.stepwise_count),
+        )?;
+        let step = forgotten.step;
+        let reseeded = withered;
+        // Commit only now: a failed step leaves the estimator as it was.
+        let scored_version = self.state.model_version;
+        self.state.stats = Some(stats);
+        self.state.drift = drift;
+        self.state.step = step;
+        self.state.batches += 1;
+        self.state.points_seen += n as u64;
+        self.state.model_version += 1;
+        self.state.reseeds += reseeded.len() as u64;
+        self.model = Some(next);
+        let rebuilt = self.collect_for_rebuild(x, change)?;
+        Ok(BatchOutcome {
+            scored: Some(Scored {
+                model_version: scored_version,
+                evaluation,
+            }),
+            updated: true,
+            change_detected: change,
+            reseeded,
+            rebuilt,
+        })
+    }
+
+    /// After a detected change, forgetting faster removes stale statistics but
+    /// cannot undo a wrong structure (one component stretched over two shifted
+    /// clusters, another stranded). So the points since the change are collected
+    /// and, once there are `warmup_points` of them, fitted afresh; the fresh model
+    /// replaces the running one if it explains those points better by more than its
+    /// in-sample optimism (AIC: one nat per free parameter). Returns true when it did.
+    fn collect_for_rebuild(&mut self, x: Points<'_>, change: bool) -> Result<bool> {
+        if change {
+            self.state.rebuild = Some(Vec::new());
+        }
+        let Some(buffer) = self.state.rebuild.as_mut() else {
+            return Ok(false);
+        };
+        buffer.extend(x.iter());
+        let d = x.nrows();
+        if buffer.len() / d < self.settings.warmup_points {
+            return Ok(false);
+        }
+        let buffer = self.state.rebuild.take().unwrap_or_default();
+        let points = points_from_rows(&buffer, d)?;
+        let Some(current) = self.model.as_ref() else {
+            return Ok(false);
+        };
+        // A fit that fails (degenerate points) just leaves the running model alone.
+        let Ok(fresh) = self.fresh_fit(points) else {
+            return Ok(false);
+        };
+        let n = points.ncols() as f64;
+        let penalty = fresh.model.n_parameters() as f64 / n;
+        let fresh_ll = fresh.evaluation.mean_log_likelihood() - penalty;
+        if fresh_ll <= current.score(points)? {
+            return Ok(false);
+        }
+        if let Schedule::Stepwise { .. } = self.settings.schedule {
+            // The fresh statistics stand for the buffer: continue as if the stream
+            // had started with it.
+            self.state.step = 1.0 + n / x.ncols() as f64;
+        }
+        self.state.prior = fresh.prior;
+        self.state.stats = Some(fresh.stats);
+        self.state.drift.end_recovery();
+        self.state.model_version += 1;
+        self.state.rebuilds += 1;
+        self.model = Some(fresh.model);
+        Ok(true)
+    }
+
+    fn m_step(
+        &self,
+        stats: &SufficientStats,
+        prior: Option<&Prior>,
+        previous: &GaussianMixture,
+        count: f64,
+    ) -> Result<GaussianMixture> {
+        match prior {
+            Some(p) if (stats.total_weight() - count).abs() > f64::EPSILON * count => {
+                let mut scaled = stats.clone();
+                scaled.scale(count / stats.total_weight());
+                m_step(&scaled, self.settings.reg_covar, Some(p), Some(previous))
+            }
+            _ => m_step(stats, self.settings.reg_covar, prior, Some(previous)),
+        }
+    }
+
+    /// Applies the schedule's forgetting to the statistics before a batch of `n`
+    /// points: the forgotten statistics, the factor the batch's statistics take,
+    /// and under stepwise the points the result stands for and the next step.
+    fn forget(
+        &self,
+        n: usize,
+        elapsed_seconds: f64,
+        change: bool,
+        drift: &mut DriftState,
+    ) -> Result<Forgotten> {
+        let mut stats = self.state.stats.clone().ok_or(ModelError::Empty)?;
+        let mut step = self.state.step;
+        let (batch_scale, stepwise_count) = match self.settings.schedule {
+            Schedule::Decay { half_life, unit } => {
+                let speedup = drift.speedup(&self.settings.drift);
+                stats.scale(decay_factor(half_life, unit, n, elapsed_seconds, speedup));
+                if let Some(h) = half_life {
+                    drift.advance(elapsed(unit, n, elapsed_seconds) / h);
+                }
+                (1.0, f64::NAN)
+            }
+            Schedule::Stepwise { alpha, .. } => {
+                if change {
+                    // Restart the steps: the next batches weigh as if the stream began.
+                    step = step.min(2.0);
+                }
+                let gamma = step.powf(-alpha).min(1.0);
+                stats.scale(1.0 - gamma);
+                step += 1.0;
+                (gamma / n as f64, n as f64 / gamma)
+            }
+        };
+        Ok(Forgotten {
+            stats,
+            batch_scale,
+            stepwise_count,
+            step,
+        })
+    }
+
+    /// How many points `stats` stand for, which sets a prior's relative strength:
+    /// their weight under decay; `n / γ` under stepwise, whose statistics are
+    /// per-point averages.
+    fn count(&self, stats: &SufficientStats, stepwise_count: f64) -> f64 {
+        match self.settings.schedule {
+            Schedule::Decay { .. } => stats.total_weight(),
+            Schedule::Stepwise { .. } => stepwise_count,
+        }
+    }
+
+    /// Components whose share of the weight, once the batch is absorbed, falls
+    /// below `min_weight`.
+    fn withered(&self, stats: &SufficientStats, batch: &SufficientStats) -> Vec<usize> {
+        let min = self.settings.min_weight;
+        let weights = stats.weights() + batch.weights();
+        let total = weights.sum();
+        if min == 0.0 || !finite_above(total, 0.0) || stats.total_weight() <= 0.0 {
+            return Vec::new();
+        }
+        (0..weights.len())
+            .filter(|&k| weights[k] < min * total)
+            .collect()
+    }
+
+    /// Re-seeds the `withered` components at the batch's worst-explained points,
+    /// spread apart (farthest-point choice among the worst 5 %), with the
+    /// covariance of a median-sized component and a small weight. Deterministic.
+    fn reseed(
+        &self,
+        stats: &mut SufficientStats,
+        withered: &[usize],
+        model: &GaussianMixture,
+        x: Points<'_>,
+        log_density: &[f64],
+    ) -> Result<()> {
+        let seeds = spread_worst_points(x, log_density, withered.len());
+        let weight = 4.0 * self.settings.min_weight * stats.total_weight();
+        let cov = median_covariance(model, withered);
+        for (&k, j) in withered.iter().zip(seeds) {
+            reset_component(stats, k, weight, &x.column(j).into_owned(), &cov)?;
+        }
+        Ok(())
+    }
+}
+
+struct Forgotten {
+    stats: SufficientStats,
+    batch_scale: f64,
+    /// `n / γ` (stepwise only).
+    stepwise_count: f64,
+    step: f64,
+}
+
+/// `count` indices of badly explained points, far from each other: the worst point,
+/// then repeatedly the candidate farthest from those chosen, among the worst 5 %.
+fn spread_worst_points(x: Points<'_>, log_density: &[f64], count: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..log_density.len()).collect();
+    order.sort_by(|&a, &b| log_density[a].total_cmp(&log_density[b]));
+    let pool = order.len().div_ceil(20).max(count).min(order.len());
+    let candidates = &order[..pool];
+    let mut chosen: Vec<usize> = candidates.first().copied().into_iter().collect();
+    let mut nearest: Vec<f64> = vec![f64::INFINITY; pool];
+    while chosen.len() < count.min(pool) {
+        let last = x.column(chosen[chosen.len() - 1]);
+        for (slot, &j) in nearest.iter_mut().zip(candidates) {
+            *slot = slot.min((x.column(j) - last).norm_squared());
+        }
+        let Some(next) = (0..pool).max_by(|&a, &b| nearest[a].total_cmp(&nearest[b])) else {
+            break;
+        };
+        chosen.push(candidates[next]);
+    }
+    chosen
+}
+
+/// The covariance of the component of median size (by trace) among those that
+/// did not wither: a typical cluster shape that one stretched component cannot
+/// inflate.
+fn median_covariance(model: &GaussianMixture, withered: &[usize]) -> DMatrix<f64> {
+    let d = model.n_features();
+    let mut alive: Vec<DMatrix<f64>> = (0..model.n_components())
+        .filter(|k| !withered.contains(k))
+        .map(|k| model.covariances().component_matrix(k, d))
+        .collect();
+    if alive.is_empty() {
+        alive = (0..model.n_components())
+            .map(|k| model.covariances().component_matrix(k, d))
+            .collect();
+    }
+    alive.sort_by(|a, b| a.trace().total_cmp(&b.trace()));
+    // The lower median: with two components, the smaller one.
+    alive.swap_remove((alive.len() - 1) / 2)
+}
+
+/// Mean of the values and the standard error of that mean.
+fn mean_and_std_error(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, (var / n).sqrt())
+}
+
+/// Replaces component k's statistics by `weight` points with the given mean and
+/// covariance. (Tied statistics pool the scatter, which the shared covariance
+/// already describes; only the weight and mean change.)
+fn reset_component(
+    stats: &mut SufficientStats,
+    k: usize,
+    weight: f64,
+    mean: &DVector<f64>,
+    cov: &DMatrix<f64>,
+) -> Result<()> {
+    let mut weights = stats.weights().clone();
+    let mut means = stats.means().clone();
+    weights[k] = weight;
+    means.set_column(k, mean);
+    let mut scatter = stats.scatter().clone();
+    match &mut scatter {
+        Scatter::Full(m) => m[k] = cov * weight,
+        Scatter::Diag(m) => m.set_column(k, &(cov.diagonal() * weight)),
+        Scatter::Spherical(v) => v[k] = cov.trace() * weight,
+        Scatter::Tied(_) => {}
+    }
+    *stats = SufficientStats::from_parts(weights, means, scatter)?;
+    Ok(())
+}
+
+/// Statistics that `count` points drawn from `model` would have (before the
+/// `reg_covar` the M-step adds back).
+fn stats_of_model(model: &GaussianMixture, count: f64, reg_covar: f64) -> Result<SufficientStats> {
+    let (k_count, d) = (model.n_components(), model.n_features());
+    let weights = model.weights() * count;
+    let unreg = |m: DMatrix<f64>| m - DMatrix::identity(d, d) * reg_covar;
+    let scatter = match model.covariances() {
+        Covariances::Full(m) => Scatter::Full(
+            (0..k_count)
+                .map(|k| unreg(m[k].clone()) * weights[k])
+                .collect(),
+        ),
+        Covariances::Diag(v) => Scatter::Diag(DMatrix::from_fn(d, k_count, |i, k| {
+            (v[(i, k)] - reg_covar) * weights[k]
+        })),
+        Covariances::Spherical(v) => Scatter::Spherical(DVector::from_fn(k_count, |k, _| {
+            (v[k] - reg_covar) * d as f64 * weights[k]
+        })),
+        Covariances::Tied(m) => Scatter::Tied(unreg(m.clone()) * count),
+    };
+    SufficientStats::from_parts(weights, model.means().clone(), scatter)
+}
