@@ -3,11 +3,12 @@
 //!
 //! Points are processed in blocks of [`BLOCK`] columns (small enough that the centred
 //! and weighted copies stay in cache), grouped in chunks of [`CHUNK`] that run in
-//! parallel. Within a chunk, each component's statistics are sums about its mean μ_k
-//! (the centring the densities needed anyway), turned into a weighted mean and a
-//! scatter about it by the exact shift at the end of the chunk (see `CentredSums`). The chunking is fixed and chunk results merge in order, so the result is
+//! parallel. Within a chunk, each component's statistics are sums about a centre,
+//! normally its mean μ_k (the centring the densities needed anyway), turned into a
+//! weighted mean and a scatter about it by the exact shift (see `ChunkStats`).
+//! The chunking is fixed and chunk results merge in order, so the result is
 //! bit-for-bit the same whatever the number of threads: a restarted daemon reproduces
-//! an uninterrupted one exactly.
+//! an uninterrupted one exactly. The kernels themselves are in `linalg`.
 
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
