@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::covariance::CovarianceType;
 use super::error::{finite_at_least, ModelError, Result};
-use super::linalg::{add_scaled_outer, weighted_scatter, Points};
+use super::linalg::{
+    add_block_scatter, add_scaled_outer, block_moments, padded, transpose_points, CentredSums,
+    Points, Portable,
+};
 
 /// The scatter part of the statistics, in the layout of the covariance type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -234,35 +237,65 @@ impl SufficientStats {
     /// Absorbs the points of a block with their responsibilities.
     ///
     /// `resp` is K×B column-major (column j holds point j's responsibilities). Each
-    /// component's block statistics are formed about the block's own weighted mean
-    /// (two passes over data that is in cache), then merged.
+    /// component's block statistics are formed about a first estimate of the block's
+    /// weighted mean, corrected by the exact shift (see [`CentredSums`]), then merged.
+    /// `scratch` is reused between calls.
     pub(crate) fn absorb_block(&mut self, x: Points<'_>, resp: &[f64], scratch: &mut Vec<f64>) {
-        let (k_count, b) = (self.n_components(), x.ncols());
+        let (k_count, (d, b)) = (self.n_components(), x.shape());
         debug_assert_eq!(resp.len(), k_count * b);
-        let mut r = vec![0.0; b];
+        let cov_type = self.covariance_type();
+        let bp = padded(b);
+        let mut xt = Vec::new();
+        transpose_points(x, bp, &mut xt);
+        let mut r = vec![0.0; bp];
+        let mut sums = CentredSums::new(
+            d,
+            matches!(cov_type, CovarianceType::Full | CovarianceType::Tied),
+        );
+        let mut moments = CentredSums::new(d, false);
         for k in 0..k_count {
-            for (j, rj) in r.iter_mut().enumerate() {
+            for (j, rj) in r[..b].iter_mut().enumerate() {
                 *rj = resp[k + j * k_count];
             }
             let nb = r.iter().sum::<f64>();
             if nb <= 0.0 {
                 continue;
             }
-            let mean_b = (x * DVector::from_column_slice(&r)) / nb;
-            let cov_type = self.covariance_type();
+            // Not centred, so only good to about ε·|x|; the shift below restores the
+            // digits it loses far from the origin.
+            let pilot = (x * DVector::from_column_slice(&r[..b])) / nb;
+            let full = sums.full;
+            if !block_moments(
+                Portable,
+                &xt,
+                bp,
+                pilot.as_slice(),
+                &r,
+                full,
+                scratch,
+                &mut moments,
+            ) {
+                continue;
+            }
+            sums.clear();
+            sums.add_moments(&moments);
+            if full {
+                add_block_scatter(Portable, scratch, d, bp, &mut sums.scatter);
+            }
+            let delta = sums.delta();
+            let mean = pilot + DVector::from_column_slice(&delta);
             match cov_type {
                 CovarianceType::Full | CovarianceType::Tied => {
-                    let s = weighted_scatter(x, &r, &mean_b, scratch);
-                    self.merge_component(k, nb, &mean_b, ComponentScatter::Full(&s));
+                    let m2 = sums.full_scatter(&delta);
+                    self.merge_component(k, sums.n, &mean, ComponentScatter::Full(&m2));
                 }
-                CovarianceType::Diag | CovarianceType::Spherical => {
-                    let diag = weighted_diag_scatter(x, &r, &mean_b);
-                    let part = if cov_type == CovarianceType::Diag {
-                        ComponentScatter::Diag(diag)
-                    } else {
-                        ComponentScatter::Spherical(diag.sum())
-                    };
-                    self.merge_component(k, nb, &mean_b, part);
+                CovarianceType::Diag => {
+                    let m2 = sums.diag_scatter(&delta);
+                    self.merge_component(k, sums.n, &mean, ComponentScatter::Diag(m2));
+                }
+                CovarianceType::Spherical => {
+                    let m2 = sums.diag_scatter(&delta).sum();
+                    self.merge_component(k, sums.n, &mean, ComponentScatter::Spherical(m2));
                 }
             }
         }
@@ -301,19 +334,4 @@ pub(crate) enum ComponentScatter<'a> {
     Spherical(f64),
     /// Tied statistics pool the scatter; only the mean correction is per component.
     PooledElsewhere,
-}
-
-fn weighted_diag_scatter(x: Points<'_>, r: &[f64], mean: &DVector<f64>) -> DVector<f64> {
-    let d = x.nrows();
-    let mut out = DVector::zeros(d);
-    for (j, &rj) in r.iter().enumerate() {
-        if rj == 0.0 {
-            continue;
-        }
-        for i in 0..d {
-            let dv = x[(i, j)] - mean[i];
-            out[i] += rj * dv * dv;
-        }
-    }
-    out
 }
