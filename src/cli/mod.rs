@@ -9,6 +9,7 @@ mod inspect;
 pub mod logging;
 mod model_file;
 mod output;
+mod plot;
 mod progress;
 mod run;
 mod sample;
@@ -42,6 +43,7 @@ pub enum Command {
     Sample(sample::Args),
     Inspect(inspect::Args),
     Run(run::Args),
+    Plot(plot::Args),
 }
 
 impl Command {
@@ -52,6 +54,7 @@ impl Command {
             Command::Sample(args) => sample::run(args),
             Command::Inspect(args) => inspect::run(args),
             Command::Run(args) => run::run(args),
+            Command::Plot(args) => plot::run(args),
         }
     }
 
