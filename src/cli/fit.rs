@@ -130,7 +130,7 @@ fn run_em(
     let name = reader.name();
     let bad = |e: gmm_stream::model::ModelError| CliError::bad_input_msg(format!("{name}: {e}"));
     let x = points_from_rows(values, reader.dim().unwrap_or(0)).map_err(bad)?;
-    let progress = FitProgress::new(args.quiet, settings.n_init);
+    let mut progress = FitProgress::new(args.quiet, settings.n_init, settings.max_iter);
     // Every failure of EM is about this data under these settings (too few points,
     // a collapsed component): the user's to fix, hence exit 2.
     let report = fit(x, settings, &mut |it| progress.iteration(it)).map_err(bad)?;
