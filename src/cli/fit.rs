@@ -28,7 +28,8 @@ Examples:
     long_about = "Fit a Gaussian mixture to a finite data set by batch EM and write a model file.\n\n\
         The estimator is scikit-learn's GaussianMixture: the same initialisations, E-step, \
         M-step with reg_covar and stopping rule. Progress (iteration, mean log-likelihood, \
-        change) goes to stderr unless --quiet. The model is written atomically: JSON when \
+        change) goes to stderr unless --quiet: a bar per initialisation when stderr is a \
+        terminal, else one line per iteration. The model is written atomically: JSON when \
         the output path ends in .json, the checksummed binary form otherwise.\n\n\
         Exit codes: 0 success; 2 bad usage or bad input (a bad point, a missing file, an \
         incompatible --init-model, an output directory that does not exist); 1 any other \

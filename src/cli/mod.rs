@@ -26,7 +26,7 @@ pub use error::CliError;
     version,
     long_about = "A streaming Gaussian-mixture estimator: batch EM with scikit-learn's \
         semantics (fit), scoring and sampling under a model (score, sample), model \
-        summaries (inspect), and the daemon (run).\n\n\
+        summaries (inspect), pictures of models and snapshots (plot), and the daemon (run).\n\n\
         Exit codes: 0 success, 2 bad usage or bad input, 1 any other failure. Errors are \
         printed to stderr as one sentence naming the file and the reason. Set RUST_LOG \
         (e.g. RUST_LOG=debug) for diagnostic logs on stderr."

@@ -192,6 +192,10 @@ fn model_picture(
 ) -> Result<String, CliError> {
     let loaded = model_file::load(path)?;
     let name = path.display().to_string();
+    // The title names the file; its directory would crowd it.
+    let title = path
+        .file_name()
+        .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
     let sample = match args.data.input() {
         Some(input) => Some(data::read_sample(
             &input,
@@ -201,7 +205,7 @@ fn model_picture(
         None => None,
     };
     let subject = style::Subject {
-        name: &name,
+        name: &title,
         file: &loaded.file,
         model: &loaded.mixture,
     };

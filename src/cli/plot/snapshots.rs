@@ -85,8 +85,9 @@ impl Level {
     fn description(&self) -> String {
         match self {
             Level::Data(s) => format!("of {} under each snapshot", s.describe()),
-            Level::Baseline => "median log-density of recent batches before each update, \
-                as the change detector learned it (--data scores a fixed set of points)"
+            Level::Baseline => "the change detector's level: a running mean of recent \
+                batches' median log-density, each point scored before its batch's update \
+                (--data gives the mean log-likelihood of fixed points instead)"
                 .to_owned(),
         }
     }
