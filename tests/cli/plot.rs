@@ -183,7 +183,33 @@ fn a_two_dimensional_model_with_its_data() {
         assert!(svg.circles_filled(c) > 80, "points coloured by component");
     }
     check_ellipses_fit_their_points(&svg, &model);
-    let (file, _) = load(&model);
+    // Any input format and model form: the same points as raw floats, the model as
+    // binary, draw the same picture.
+    let raw = write(dir.path(), "p.f64", f64le(&two_clusters()));
+    let bin = dir.path().join("m.bin");
+    let json = std::fs::read(&model).expect("the model");
+    let file = ModelFile::from_bytes(&json).expect("a model");
+    std::fs::write(&bin, file.to_binary().expect("binary")).expect("write");
+    let args = [
+        "plot",
+        "-m",
+        arg(&bin),
+        "--data",
+        arg(&raw),
+        "--format",
+        "f64le",
+    ];
+    let again = run(&[&args[..], &["-o", "-"]].concat()).ok();
+    let first = run(&["plot", "-m", arg(&model), "--data", arg(&data), "-o", "-"]).ok();
+    let named = |svg: &[u8]| {
+        String::from_utf8_lossy(svg)
+            .replace("m.bin", "m.json")
+            .replace("p.f64", "p.csv")
+    };
+    assert!(
+        named(&again.stdout) == named(&first.stdout),
+        "the same picture"
+    );
     for needle in [
         "K = 2, d = 2".to_owned(),
         "full covariances".to_owned(),

@@ -21,7 +21,7 @@ pub struct Sample {
     pub dim: usize,
     /// Valid points in the whole input.
     pub total: u64,
-    /// How the input is named in messages.
+    /// How captions name the input: its file name (the directory would crowd them).
     pub name: String,
     /// The coordinates' names, when `--fields` gave them.
     pub fields: Option<Vec<String>>,
@@ -83,7 +83,10 @@ pub fn read_sample(
         values: reservoir.values,
         dim: d,
         total: reservoir.seen,
-        name: reader.name().to_owned(),
+        name: match input.input.file_name() {
+            Some(name) if !input.is_stdin() => name.to_string_lossy().into_owned(),
+            _ => reader.name().to_owned(),
+        },
         fields: input.fields.clone(),
     })
 }
