@@ -28,7 +28,8 @@ Examples:
     long_about = "Fit a Gaussian mixture to a finite data set by batch EM and write a model file.\n\n\
         The estimator is scikit-learn's GaussianMixture: the same initialisations, E-step, \
         M-step with reg_covar and stopping rule. Progress (iteration, mean log-likelihood, \
-        change) goes to stderr unless --quiet. The model is written atomically: JSON when \
+        change) goes to stderr unless --quiet: a bar per initialisation when stderr is a \
+        terminal, else one line per iteration. The model is written atomically: JSON when \
         the output path ends in .json, the checksummed binary form otherwise.\n\n\
         Exit codes: 0 success; 2 bad usage or bad input (a bad point, a missing file, an \
         incompatible --init-model, an output directory that does not exist); 1 any other \
@@ -130,7 +131,7 @@ fn run_em(
     let name = reader.name();
     let bad = |e: gmm_stream::model::ModelError| CliError::bad_input_msg(format!("{name}: {e}"));
     let x = points_from_rows(values, reader.dim().unwrap_or(0)).map_err(bad)?;
-    let progress = FitProgress::new(args.quiet, settings.n_init);
+    let mut progress = FitProgress::new(args.quiet, settings.n_init, settings.max_iter);
     // Every failure of EM is about this data under these settings (too few points,
     // a collapsed component): the user's to fix, hence exit 2.
     let report = fit(x, settings, &mut |it| progress.iteration(it)).map_err(bad)?;

@@ -9,6 +9,7 @@ mod inspect;
 pub mod logging;
 mod model_file;
 mod output;
+mod plot;
 mod progress;
 mod run;
 mod sample;
@@ -25,7 +26,7 @@ pub use error::CliError;
     version,
     long_about = "A streaming Gaussian-mixture estimator: batch EM with scikit-learn's \
         semantics (fit), scoring and sampling under a model (score, sample), model \
-        summaries (inspect), and the daemon (run).\n\n\
+        summaries (inspect), pictures of models and snapshots (plot), and the daemon (run).\n\n\
         Exit codes: 0 success, 2 bad usage or bad input, 1 any other failure. Errors are \
         printed to stderr as one sentence naming the file and the reason. Set RUST_LOG \
         (e.g. RUST_LOG=debug) for diagnostic logs on stderr."
@@ -42,6 +43,7 @@ pub enum Command {
     Sample(sample::Args),
     Inspect(inspect::Args),
     Run(run::Args),
+    Plot(plot::Args),
 }
 
 impl Command {
@@ -52,6 +54,7 @@ impl Command {
             Command::Sample(args) => sample::run(args),
             Command::Inspect(args) => inspect::run(args),
             Command::Run(args) => run::run(args),
+            Command::Plot(args) => plot::run(args),
         }
     }
 
