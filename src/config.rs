@@ -176,6 +176,9 @@ pub struct EstimatorConfig {
     /// A component whose share of the weight falls below this is re-seeded.
     pub min_weight: f64,
     pub map_prior: bool,
+    /// Points flagged as anomalies are scored but left out of the model's
+    /// statistics, so outliers cannot bend it.
+    pub trim_anomalies: bool,
     pub drift: DriftSettings,
 }
 
@@ -194,6 +197,7 @@ impl Default for EstimatorConfig {
             seed: 0,
             min_weight: 1e-3,
             map_prior: false,
+            trim_anomalies: true,
             drift: DriftSettings::default(),
         }
     }
@@ -587,6 +591,13 @@ impl Config {
             min_weight: e.min_weight,
             map_prior: e.map_prior,
             drift: e.drift,
+            // With anomaly trimming, the warm-up also leaves out its least likely
+            // points: at least 1 %, or the anomaly quantile when that is larger.
+            warmup_trim: if e.trim_anomalies {
+                self.scores.anomaly_quantile.max(0.01)
+            } else {
+                0.0
+            },
         }
     }
 }

@@ -465,3 +465,59 @@ fn tiny_timeout_batches_raise_no_alarm_on_a_stationary_stream() {
     }
     assert_eq!(est.state().drift.changes, 0, "a false alarm");
 }
+
+/// Streams `n` points, 1 % of them far outliers, flagging and (optionally)
+/// trimming below a running 1 % quantile as the daemon does. Returns the held-out
+/// gap to the truth on clean points and the smallest component weight.
+fn outlier_stream(trim: bool) -> (f64, f64) {
+    use gmm_stream::model::anomaly::AnomalyThreshold;
+    let (d, k, batch) = (2, 3, 500);
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    // Clearly separated clusters: the only thing to get wrong is the outliers.
+    let truth = GaussianMixture::new(
+        DVector::from_vec(vec![0.4, 0.35, 0.25]),
+        DMatrix::from_column_slice(d, k, &[0.0, 0.0, 8.0, 0.0, 0.0, 8.0]),
+        Covariances::Full(vec![DMatrix::identity(d, d); k]),
+    )
+    .expect("valid truth");
+    // As the daemon configures it: trimming also trims the warm-up.
+    let settings = OnlineSettings {
+        warmup_trim: if trim { 0.01 } else { 0.0 },
+        ..OnlineSettings::new(k)
+    };
+    let mut est = OnlineEm::new(settings).expect("online");
+    let mut anomaly = AnomalyThreshold::new(0.01, 20_000).expect("threshold");
+    for _ in 0..120 {
+        let mut points = draw(&truth, batch, &mut rng);
+        for j in 0..batch {
+            if j % 100 == 0 {
+                points[j * d] = rng.random_range(-40.0..40.0);
+                points[j * d + 1] = rng.random_range(-40.0..40.0);
+            }
+        }
+        est.set_trim_threshold(anomaly.threshold().filter(|_| trim));
+        let out = est
+            .partial_fit(points_from_rows(&points, d).expect("points"), 1.0)
+            .expect("absorbed");
+        if let Some(scored) = out.scored {
+            anomaly.observe_batch(&scored.evaluation.log_density);
+        }
+    }
+    let held_out = draw(&truth, 10_000, &mut rng);
+    let model = est.model().expect("running");
+    let gap = mean_ll(&truth, &held_out, d) - mean_ll(model, &held_out, d);
+    (gap, model.weights().min())
+}
+
+#[test]
+fn trimming_anomalies_keeps_outliers_from_bending_the_model() {
+    let (trimmed_gap, trimmed_min) = outlier_stream(true);
+    let (whole_gap, whole_min) = outlier_stream(false);
+    println!("held-out gap to the truth: trimmed {trimmed_gap:.4} (smallest weight {trimmed_min:.3}), absorbing every point {whole_gap:.4} (smallest weight {whole_min:.3})");
+    assert!(trimmed_gap < 0.02, "trimmed gap {trimmed_gap}");
+    assert!(
+        trimmed_min > 0.1,
+        "a component went to the outliers: {trimmed_min}"
+    );
+    assert!(whole_gap > trimmed_gap, "trimming did not help");
+}

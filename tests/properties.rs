@@ -509,7 +509,7 @@ proptest! {
         // reg_covar > 0 the M-step is not the maximiser of any fixed objective, since
         // its implied penalty scales with n_k, and the bound may dip slightly.)
         // Random responsibilities start every component on all the points.
-        let stats = initial_stats(x, s.k, s.cov_type, InitMethod::Random, &mut rng).unwrap();
+        let stats = initial_stats(x, s.k, s.cov_type, InitMethod::Random, &mut rng, 0.0).unwrap();
         let start = m_step(&stats, 0.0, None, None).unwrap();
         // Without regularisation a component may collapse onto a few points, where
         // the likelihood is unbounded and the M-step rightly refuses the singular

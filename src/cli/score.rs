@@ -96,11 +96,7 @@ fn score_chunk(
     writer: &mut RecordWriter,
     out: &mut Output,
 ) -> Result<(), CliError> {
-    let request = EvalRequest {
-        log_density: true,
-        responsibilities: true,
-        stats: false,
-    };
+    let request = EvalRequest::SCORES;
     // The reader checked every point's dimension and finiteness, so a failure here
     // is a bug, not bad input.
     let eval = points_from_rows(points, model.n_features())

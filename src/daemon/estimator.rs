@@ -44,6 +44,8 @@ pub struct EstimatorStage {
     pub anomaly: AnomalyThreshold,
     pub positions: Positions,
     pub policy: SnapshotPolicy,
+    /// Leave points below the anomaly threshold out of the statistics.
+    pub trim_anomalies: bool,
     /// Build score records at all (a scores sink is configured).
     pub scores: bool,
     pub counters: Arc<Counters>,
@@ -113,6 +115,9 @@ impl EstimatorStage {
         let d = batch.dim();
         let x = points_from_rows(&batch.values, d).map_err(DaemonError::Model)?;
         let started = Instant::now();
+        // The threshold as it was before this batch, like the flags.
+        let trim = self.anomaly.threshold().filter(|_| self.trim_anomalies);
+        self.estimator.set_trim_threshold(trim);
         let outcome = match self.estimator.partial_fit(x, elapsed) {
             Ok(outcome) => outcome,
             Err(e) => {

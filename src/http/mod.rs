@@ -195,12 +195,10 @@ fn score_body(live: &LiveModel, body: &[u8]) -> Result<Vec<u8>, String> {
         flat.extend_from_slice(p);
     }
     let x = points_from_rows(&flat, d).map_err(|e| e.to_string())?;
-    let request = EvalRequest {
-        log_density: true,
-        responsibilities: true,
-        stats: false,
-    };
-    let evaluation = live.model.evaluate(x, request).map_err(|e| e.to_string())?;
+    let evaluation = live
+        .model
+        .evaluate(x, EvalRequest::SCORES)
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(points.len() * 128 + 2);
     out.push(b'[');
     for j in 0..points.len() {

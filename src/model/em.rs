@@ -40,6 +40,9 @@ pub struct EmSettings {
     pub seed: u64,
     /// MAP estimation under this prior instead of maximum likelihood.
     pub prior: Option<Prior>,
+    /// Fraction of outlying points the k-means start leaves out (0: scikit-learn's
+    /// start; see [`initial_stats`]).
+    pub init_trim: f64,
 }
 
 impl EmSettings {
@@ -55,6 +58,7 @@ impl EmSettings {
             start: Start::Init(InitMethod::KMeans),
             seed: 0,
             prior: None,
+            init_trim: 0.0,
         }
     }
 
@@ -160,6 +164,7 @@ pub fn fit(
                     settings.covariance_type,
                     *method,
                     &mut rng,
+                    settings.init_trim,
                 )?;
                 m_step(&stats, settings.reg_covar, settings.prior.as_ref(), None)?
             }

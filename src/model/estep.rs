@@ -34,11 +34,14 @@ pub(crate) const BLOCK: usize = 128;
 pub(crate) const CHUNK: usize = 1024;
 
 /// What an evaluation should produce besides the total log-likelihood.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EvalRequest {
     pub log_density: bool,
     pub responsibilities: bool,
     pub stats: bool,
+    /// Points whose log-density is below this are scored but left out of the
+    /// statistics (outliers then cannot bend the model).
+    pub trim_below: Option<f64>,
 }
 
 impl EvalRequest {
@@ -46,12 +49,19 @@ impl EvalRequest {
         log_density: false,
         responsibilities: false,
         stats: false,
+        trim_below: None,
     };
     pub const LOG_DENSITY: Self = Self {
         log_density: true,
         ..Self::NOTHING
     };
     pub const RESPONSIBILITIES: Self = Self {
+        responsibilities: true,
+        ..Self::NOTHING
+    };
+    /// What a score record needs: log-densities and responsibilities.
+    pub const SCORES: Self = Self {
+        log_density: true,
         responsibilities: true,
         ..Self::NOTHING
     };
@@ -63,6 +73,7 @@ impl EvalRequest {
         log_density: true,
         responsibilities: true,
         stats: true,
+        trim_below: None,
     };
 }
 
@@ -226,6 +237,12 @@ impl<'a> Kernel<'a> {
                     result
                         .responsibilities
                         .extend((0..k_count).map(|k| w.lp[k * bp + j]));
+                }
+            }
+            if let Some(t) = request.trim_below {
+                // Their responsibilities were copied out above; the statistics see 0.
+                for j in (0..b).filter(|&j| w.lse[j] < t) {
+                    (0..k_count).for_each(|k| w.lp[k * bp + j] = 0.0);
                 }
             }
             if let Some(stats) = stats.as_mut() {

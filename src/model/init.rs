@@ -13,7 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::covariance::CovarianceType;
-use super::error::{invalid, ModelError, Result};
+use super::error::{finite_above, invalid, ModelError, Result};
 use super::linalg::Points;
 use super::stats::SufficientStats;
 
@@ -69,12 +69,17 @@ impl FromStr for InitMethod {
 }
 
 /// Statistics of the initial responsibilities of `method` on `x`.
+///
+/// `trim` (0 for scikit-learn's behaviour) is the fraction of points farthest from
+/// the k-means centres left out of the seeding, the centres and the initial
+/// statistics: with outliers in the data, k-means++ would otherwise seed on them.
 pub fn initial_stats<R: Rng + ?Sized>(
     x: Points<'_>,
     n_components: usize,
     cov_type: CovarianceType,
     method: InitMethod,
     rng: &mut R,
+    trim: f64,
 ) -> Result<SufficientStats> {
     let n = x.ncols();
     if n < n_components {
@@ -85,11 +90,21 @@ pub fn initial_stats<R: Rng + ?Sized>(
     }
     match method {
         InitMethod::KMeans => {
-            let labels = kmeans(x, n_components, rng, KMeansOptions::default()).labels;
+            let options = KMeansOptions {
+                trim,
+                ..KMeansOptions::default()
+            };
+            let result = kmeans(x, n_components, rng, options);
+            let mut labels: Vec<Option<usize>> = result.labels.into_iter().map(Some).collect();
+            for (l, &t) in labels.iter_mut().zip(&result.trimmed) {
+                if t {
+                    *l = None;
+                }
+            }
             Ok(stats_from_labels(x, &labels, n_components, cov_type))
         }
         InitMethod::KMeansPlusPlus => {
-            let seeds = kmeans_plusplus(x, n_components, rng);
+            let seeds = kmeans_plusplus_trimmed(x, n_components, rng, trim);
             Ok(stats_from_seeds(x, &seeds, cov_type))
         }
         InitMethod::RandomFromData => {
@@ -107,10 +122,11 @@ pub fn initial_stats<R: Rng + ?Sized>(
     }
 }
 
-/// Statistics of hard labels: each point has responsibility 1 for its cluster.
+/// Statistics of hard labels: each point has responsibility 1 for its cluster
+/// (points labelled None are left out).
 pub fn stats_from_labels(
     x: Points<'_>,
-    labels: &[usize],
+    labels: &[Option<usize>],
     n_components: usize,
     cov_type: CovarianceType,
 ) -> SufficientStats {
@@ -118,7 +134,9 @@ pub fn stats_from_labels(
     let mut stats = SufficientStats::new(cov_type, n_components, d);
     let mut scratch = Vec::new();
     for k in 0..n_components {
-        let members: Vec<usize> = (0..labels.len()).filter(|&j| labels[j] == k).collect();
+        let members: Vec<usize> = (0..labels.len())
+            .filter(|&j| labels[j] == Some(k))
+            .collect();
         for block in members.chunks(super::estep::BLOCK) {
             let pts = DMatrix::from_fn(d, block.len(), |i, j| x[(i, block[j])]);
             // One-hot responsibilities: only row k is non-zero.
@@ -136,7 +154,7 @@ pub fn stats_from_labels(
 fn stats_from_seeds(x: Points<'_>, seeds: &[usize], cov_type: CovarianceType) -> SufficientStats {
     stats_from_labels(
         DMatrix::from_fn(x.nrows(), seeds.len(), |i, j| x[(i, seeds[j])]).as_view(),
-        &(0..seeds.len()).collect::<Vec<_>>(),
+        &(0..seeds.len()).map(Some).collect::<Vec<_>>(),
         seeds.len(),
         cov_type,
     )
@@ -161,18 +179,30 @@ fn centred_rows(x: Points<'_>) -> (Vec<f64>, DVector<f64>) {
 /// Greedy k-means++ (Arthur and Vassilvitskii 2007, with scikit-learn's
 /// `2 + ln K` local trials per centre): indices of K seed points.
 pub fn kmeans_plusplus<R: Rng + ?Sized>(x: Points<'_>, k: usize, rng: &mut R) -> Vec<usize> {
+    kmeans_plusplus_trimmed(x, k, rng, 0.0)
+}
+
+/// k-means++ where the `trim` fraction of points farthest from the seeds so far
+/// cannot become seeds: D² sampling otherwise favours outliers.
+pub fn kmeans_plusplus_trimmed<R: Rng + ?Sized>(
+    x: Points<'_>,
+    k: usize,
+    rng: &mut R,
+    trim: f64,
+) -> Vec<usize> {
     let (d, n) = x.shape();
     let (flat, _) = centred_rows(x);
     let point = |j: usize| &flat[j * d..(j + 1) * d];
     let trials = 2 + (k as f64).ln().floor() as usize;
     let mut seeds = vec![rng.random_range(0..n)];
     let mut closest: Vec<f64> = (0..n).map(|j| sq_dist(point(j), point(seeds[0]))).collect();
-    let mut potential: f64 = closest.iter().sum();
+    let mut cap = trim_cap(&closest, trim);
+    let mut potential: f64 = closest.iter().filter(|&&v| v <= cap).sum();
     while seeds.len() < k {
         let cumulative: Vec<f64> = closest
             .iter()
             .scan(0.0, |acc, &v| {
-                *acc += v;
+                *acc += if v <= cap { v } else { 0.0 };
                 Some(*acc)
             })
             .collect();
@@ -184,7 +214,7 @@ pub fn kmeans_plusplus<R: Rng + ?Sized>(x: Points<'_>, k: usize, rng: &mut R) ->
                 .into_par_iter()
                 .map(|j| closest[j].min(sq_dist(point(j), point(cand))))
                 .collect();
-            let pot: f64 = dists.iter().sum();
+            let pot: f64 = dists.iter().filter(|&&v| v <= trim_cap(&dists, trim)).sum();
             if best.as_ref().is_none_or(|(p, _, _)| pot < *p) {
                 best = Some((pot, cand, dists));
             }
@@ -195,9 +225,21 @@ pub fn kmeans_plusplus<R: Rng + ?Sized>(x: Points<'_>, k: usize, rng: &mut R) ->
         };
         seeds.push(cand);
         closest = dists;
+        cap = trim_cap(&closest, trim);
         potential = pot;
     }
     seeds
+}
+
+/// The distance at or below which all but the `trim` fraction farthest lie (∞ when
+/// nothing is trimmed).
+fn trim_cap(dists: &[f64], trim: f64) -> f64 {
+    if !finite_above(trim, 0.0) || dists.is_empty() {
+        return f64::INFINITY;
+    }
+    let keep = (((1.0 - trim) * dists.len() as f64).ceil() as usize).clamp(1, dists.len());
+    let mut v = dists.to_vec();
+    *v.select_nth_unstable_by(keep - 1, f64::total_cmp).1
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -205,6 +247,9 @@ pub struct KMeansOptions {
     pub max_iter: usize,
     /// Relative to the mean variance of the data, as scikit-learn's `tol`.
     pub tol: f64,
+    /// Fraction of points, the farthest from their centres, left out of the seeding
+    /// and of the centres (trimmed k-means, robust to outliers); 0 keeps them all.
+    pub trim: f64,
 }
 
 impl Default for KMeansOptions {
@@ -212,6 +257,7 @@ impl Default for KMeansOptions {
         Self {
             max_iter: 300,
             tol: 1e-4,
+            trim: 0.0,
         }
     }
 }
@@ -222,6 +268,8 @@ pub struct KMeansResult {
     pub labels: Vec<usize>,
     pub inertia: f64,
     pub n_iter: usize,
+    /// Points left out by `trim` (all false without trimming).
+    pub trimmed: Vec<bool>,
 }
 
 /// Lloyd's algorithm from k-means++ seeds. An empty cluster is moved to the point
@@ -233,7 +281,7 @@ pub fn kmeans<R: Rng + ?Sized>(
     options: KMeansOptions,
 ) -> KMeansResult {
     let (d, n) = x.shape();
-    let seeds = kmeans_plusplus(x, k, rng);
+    let seeds = kmeans_plusplus_trimmed(x, k, rng, options.trim);
     let (flat, mean) = centred_rows(x);
     let point = |j: usize| &flat[j * d..(j + 1) * d];
     let variance_scale = {
@@ -259,7 +307,11 @@ pub fn kmeans<R: Rng + ?Sized>(
         for (l, a) in labels.iter_mut().zip(&assigned) {
             *l = a.0;
         }
-        let new_centres = recompute_centres(&flat, &labels, &assigned, k, d);
+        let cap = trim_cap(
+            &assigned.iter().map(|a| a.1).collect::<Vec<_>>(),
+            options.trim,
+        );
+        let new_centres = recompute_centres(&flat, &labels, &assigned, cap, k, d);
         let shift: f64 = new_centres
             .chunks_exact(d)
             .zip(centres.chunks_exact(d))
@@ -279,6 +331,11 @@ pub fn kmeans<R: Rng + ?Sized>(
         *l = a.0;
     }
     fill_empty_clusters(&mut labels, &assigned, k);
+    let cap = trim_cap(
+        &assigned.iter().map(|a| a.1).collect::<Vec<_>>(),
+        options.trim,
+    );
+    let trimmed = assigned.iter().map(|a| a.1 > cap).collect();
     let mut out = DMatrix::from_column_slice(d, k, &centres);
     for mut col in out.column_iter_mut() {
         col += &mean;
@@ -288,6 +345,7 @@ pub fn kmeans<R: Rng + ?Sized>(
         labels,
         inertia: assigned.iter().map(|a| a.1).sum(),
         n_iter,
+        trimmed,
     }
 }
 
@@ -325,16 +383,21 @@ fn nearest(p: &[f64], centres: &[f64], d: usize) -> (usize, f64) {
         )
 }
 
+/// Centres from the points within `cap` of their centre (all, when not trimming).
 fn recompute_centres(
     flat: &[f64],
     labels: &[usize],
     assigned: &[(usize, f64)],
+    cap: f64,
     k: usize,
     d: usize,
 ) -> Vec<f64> {
     let mut sums = vec![0.0; k * d];
     let mut counts = vec![0usize; k];
     for (j, &l) in labels.iter().enumerate() {
+        if assigned[j].1 > cap {
+            continue;
+        }
         counts[l] += 1;
         for i in 0..d {
             sums[l * d + i] += flat[j * d + i];

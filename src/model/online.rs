@@ -43,6 +43,11 @@ pub struct OnlineSettings {
     /// MAP estimation under a conjugate prior fitted to the warm-up points.
     pub map_prior: bool,
     pub drift: DriftSettings,
+    /// Fraction of the warm-up points, the least likely, left out of the start
+    /// (trimmed k-means seeds and centres) and of the first statistics, so that
+    /// outliers do not capture a component from the beginning. 0 keeps them all.
+    #[serde(default)]
+    pub warmup_trim: f64,
 }
 
 impl OnlineSettings {
@@ -62,6 +67,7 @@ impl OnlineSettings {
             min_weight: 1e-3,
             map_prior: false,
             drift: DriftSettings::default(),
+            warmup_trim: 0.0,
         }
     }
 
@@ -80,6 +86,9 @@ impl OnlineSettings {
                     self.n_components
                 ),
             ));
+        }
+        if !(0.0..0.5).contains(&self.warmup_trim) {
+            return Err(invalid("warmup_trim", "must be in [0, 0.5)"));
         }
         if !(0.0..0.5).contains(&self.min_weight) {
             return Err(invalid("min_weight", "must be in [0, 0.5)"));
@@ -171,6 +180,9 @@ pub struct OnlineEm {
     settings: OnlineSettings,
     state: OnlineState,
     model: Option<GaussianMixture>,
+    /// Points scored below this are left out of the statistics (see
+    /// [`OnlineEm::set_trim_threshold`]).
+    trim: Option<f64>,
 }
 
 impl OnlineEm {
@@ -182,6 +194,7 @@ impl OnlineEm {
             settings,
             state,
             model: None,
+            trim: None,
         })
     }
 
@@ -215,6 +228,7 @@ impl OnlineEm {
             settings,
             state,
             model: Some(model),
+            trim: None,
         })
     }
 
@@ -247,6 +261,7 @@ impl OnlineEm {
             settings,
             state,
             model,
+            trim: None,
         })
     }
 
@@ -261,6 +276,15 @@ impl OnlineEm {
     /// The current model, once the warm-up is over.
     pub fn model(&self) -> Option<&GaussianMixture> {
         self.model.as_ref()
+    }
+
+    /// From the next batch on, points whose log-density under the model is below
+    /// `threshold` (the anomaly threshold) are scored and counted but left out of
+    /// the statistics, so outliers cannot pull a component to themselves or inflate
+    /// covariances. Trimming pauses while recovering from a detected change: then
+    /// every point of the new regime looks anomalous. None absorbs every point.
+    pub fn set_trim_threshold(&mut self, threshold: Option<f64>) {
+        self.trim = threshold;
     }
 
     pub fn points_seen(&self) -> u64 {
@@ -380,11 +404,24 @@ impl OnlineEm {
             start: Start::Init(InitMethod::KMeans),
             seed: s.seed,
             prior: prior.clone(),
+            init_trim: s.warmup_trim,
         };
         let report = fit(x, &em, &mut |_| {})?;
-        let mut evaluation = report.model.evaluate(x, EvalRequest::ALL)?;
-        let mut stats = evaluation.stats.take().ok_or(ModelError::Empty)?;
-        let n = x.ncols() as f64;
+        let evaluation = report.model.evaluate(x, EvalRequest::SCORES)?;
+        // The first statistics leave out the least likely points too, as the
+        // start did.
+        let trim_below =
+            (s.warmup_trim > 0.0).then(|| lower_quantile(&evaluation.log_density, s.warmup_trim));
+        let request = EvalRequest {
+            trim_below,
+            ..EvalRequest::STATS
+        };
+        let mut stats = report
+            .model
+            .evaluate(x, request)?
+            .stats
+            .ok_or(ModelError::Empty)?;
+        let n = stats.total_weight();
         if matches!(s.schedule, Schedule::Stepwise { .. }) {
             // Stepwise statistics are per-point averages.
             stats.scale(1.0 / n);
@@ -401,13 +438,20 @@ impl OnlineEm {
 
     fn update(&mut self, x: Points<'_>, elapsed_seconds: f64) -> Result<BatchOutcome> {
         let model = self.model.as_ref().ok_or(ModelError::Empty)?;
-        let mut evaluation = model.evaluate(x, EvalRequest::ALL)?;
+        let recovering = self.state.drift.is_recovering() || self.state.rebuild.is_some();
+        let trim = self.trim.filter(|_| !recovering);
+        let request = EvalRequest {
+            trim_below: trim,
+            ..EvalRequest::ALL
+        };
+        let mut evaluation = model.evaluate(x, request)?;
         let mut batch = evaluation.stats.take().ok_or(ModelError::Empty)?;
         let mut drift = self.state.drift.clone();
         let level = BatchLevel::of(&evaluation.log_density);
         let change = drift.observe(&self.settings.drift, level);
         let n = x.ncols();
-        let forgotten = self.forget(n, elapsed_seconds, change, &mut drift)?;
+        let absorbed = batch.total_weight();
+        let forgotten = self.forget(n, absorbed, elapsed_seconds, change, &mut drift)?;
         let mut stats = forgotten.stats;
         batch.scale(forgotten.batch_scale);
         let prior = self.state.prior.as_ref();
@@ -418,14 +462,27 @@ impl OnlineEm {
             // Re-seed before absorbing, and let the re-seeded components claim their
             // points of this very batch: absorbed first, those points would stretch a
             // neighbour that is then hard to shrink back.
-            self.reseed(&mut stats, &withered, model, x, &evaluation.log_density)?;
+            self.reseed(
+                &mut stats,
+                &withered,
+                model,
+                x,
+                &evaluation.log_density,
+                trim,
+            )?;
             reseeded_model = self.m_step(
                 &stats,
                 prior,
                 model,
                 self.count(&stats, forgotten.stepwise_count),
             )?;
-            let again = reseeded_model.evaluate(x, EvalRequest::STATS)?;
+            let again = reseeded_model.evaluate(
+                x,
+                EvalRequest {
+                    trim_below: trim,
+                    ..EvalRequest::STATS
+                },
+            )?;
             batch = again.stats.ok_or(ModelError::Empty)?;
             batch.scale(forgotten.batch_scale);
             previous = &reseeded_model;
@@ -529,9 +586,11 @@ impl OnlineEm {
     /// Applies the schedule's forgetting to the statistics before a batch of `n`
     /// points: the forgotten statistics, the factor the batch's statistics take,
     /// and under stepwise the points the result stands for and the next step.
+    /// `n` points arrived, `absorbed` of them (their total weight) were not trimmed.
     fn forget(
         &self,
         n: usize,
+        absorbed: f64,
         elapsed_seconds: f64,
         change: bool,
         drift: &mut DriftState,
@@ -552,10 +611,19 @@ impl OnlineEm {
                     // Restart the steps: the next batches weigh as if the stream began.
                     step = step.min(2.0);
                 }
+                if absorbed <= 0.0 {
+                    // Every point was trimmed: nothing to average, no step taken.
+                    return Ok(Forgotten {
+                        stats,
+                        batch_scale: 0.0,
+                        stepwise_count: f64::NAN,
+                        step,
+                    });
+                }
                 let gamma = step.powf(-alpha).min(1.0);
                 stats.scale(1.0 - gamma);
                 step += 1.0;
-                (gamma / n as f64, n as f64 / gamma)
+                (gamma / absorbed, absorbed / gamma)
             }
         };
         Ok(Forgotten {
@@ -600,8 +668,9 @@ impl OnlineEm {
         model: &GaussianMixture,
         x: Points<'_>,
         log_density: &[f64],
+        trimmed_below: Option<f64>,
     ) -> Result<()> {
-        let seeds = spread_worst_points(x, log_density, withered.len());
+        let seeds = spread_worst_points(x, log_density, trimmed_below, withered.len());
         let weight = 4.0 * self.settings.min_weight * stats.total_weight();
         let cov = median_covariance(model, withered);
         for (&k, j) in withered.iter().zip(seeds) {
@@ -619,10 +688,27 @@ struct Forgotten {
     step: f64,
 }
 
+/// The value below which a fraction `q` of `values` lies.
+fn lower_quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    let k = ((q * v.len() as f64) as usize).min(v.len().saturating_sub(1));
+    *v.select_nth_unstable_by(k, f64::total_cmp).1
+}
+
 /// `count` indices of badly explained points, far from each other: the worst point,
 /// then repeatedly the candidate farthest from those chosen, among the worst 5 %.
-fn spread_worst_points(x: Points<'_>, log_density: &[f64], count: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..log_density.len()).collect();
+/// Trimmed points (outliers) are passed over while there are others.
+fn spread_worst_points(
+    x: Points<'_>,
+    log_density: &[f64],
+    trimmed_below: Option<f64>,
+    count: usize,
+) -> Vec<usize> {
+    let kept = |j: &usize| trimmed_below.is_none_or(|t| log_density[*j] >= t);
+    let mut order: Vec<usize> = (0..log_density.len()).filter(kept).collect();
+    if order.is_empty() {
+        order = (0..log_density.len()).collect();
+    }
     order.sort_by(|&a, &b| log_density[a].total_cmp(&log_density[b]));
     let pool = order.len().div_ceil(20).max(count).min(order.len());
     let candidates = &order[..pool];
