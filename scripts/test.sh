@@ -14,3 +14,6 @@ echo "test.sh: broker at $broker" >&2
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+# The container image's build steps, config and health check (no Docker engine
+# needed: see the script).
+scripts/check-image.sh

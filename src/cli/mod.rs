@@ -4,6 +4,7 @@
 
 mod error;
 mod fit;
+mod healthcheck;
 mod input;
 mod inspect;
 pub mod logging;
@@ -43,6 +44,7 @@ pub enum Command {
     Sample(sample::Args),
     Inspect(inspect::Args),
     Run(run::Args),
+    Healthcheck(healthcheck::Args),
     Plot(plot::Args),
 }
 
@@ -54,6 +56,7 @@ impl Command {
             Command::Sample(args) => sample::run(args),
             Command::Inspect(args) => inspect::run(args),
             Command::Run(args) => run::run(args),
+            Command::Healthcheck(args) => healthcheck::run(args),
             Command::Plot(args) => plot::run(args),
         }
     }
