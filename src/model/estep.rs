@@ -8,20 +8,23 @@
 //! weighted mean and a scatter about it by the exact shift (see `ChunkStats`).
 //! The chunking is fixed and chunk results merge in order, so the result is
 //! bit-for-bit the same whatever the number of threads: a restarted daemon reproduces
-//! an uninterrupted one exactly. The kernels themselves are in `linalg`.
+//! an uninterrupted one exactly. The kernels themselves are in `kernels` (densities and
+//! responsibilities) and `block_stats` (statistics), on the vectors of `simd`.
 
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 
+use super::block_stats::{add_block_scatter, block_moments, CentredSums};
 use super::covariance::{CovarianceType, Factors};
-#[cfg(target_arch = "x86_64")]
-use super::linalg::Avx2;
-use super::linalg::{
-    add_block_scatter, block_moments, diag_log_prob, offset_log_prob, pack_lower_rows, padded,
-    responsibilities, spherical_log_prob, transpose_points, whiten_points, whitened_log_prob,
-    CentredSums, Points, Portable, Simd,
+use super::kernels::{
+    diag_log_prob, offset_log_prob, pack_lower_rows, responsibilities, spherical_log_prob,
+    transpose_points, whiten_points, whitened_log_prob,
 };
+use super::linalg::Points;
 use super::mixture::GaussianMixture;
+#[cfg(target_arch = "x86_64")]
+use super::simd::Avx2;
+use super::simd::{padded, Portable, Simd};
 use super::stats::{ComponentScatter, SufficientStats};
 
 /// Points per block: the block (d×BLOCK) and its centred and weighted copies for the

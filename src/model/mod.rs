@@ -6,6 +6,7 @@
 //! number of components; responsibilities are K×n.
 
 pub mod anomaly;
+mod block_stats;
 mod covariance;
 mod drift;
 mod em;
@@ -13,11 +14,13 @@ mod error;
 mod estep;
 mod format;
 mod init;
+mod kernels;
 mod linalg;
 mod mixture;
 mod mstep;
 mod online;
 mod schedule;
+mod simd;
 mod stats;
 
 pub use covariance::{CovarianceType, Covariances};

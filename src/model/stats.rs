@@ -13,12 +13,12 @@
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
+use super::block_stats::{add_block_scatter, block_moments, CentredSums};
 use super::covariance::CovarianceType;
 use super::error::{finite_at_least, ModelError, Result};
-use super::linalg::{
-    add_block_scatter, add_scaled_outer, block_moments, padded, transpose_points, CentredSums,
-    Points, Portable,
-};
+use super::kernels::transpose_points;
+use super::linalg::{add_scaled_outer, Points};
+use super::simd::{padded, Portable};
 
 /// The scatter part of the statistics, in the layout of the covariance type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
