@@ -105,6 +105,10 @@ impl EstimatorStage {
                         unsaved = false;
                     }
                 }
+                BatchMsg::Positions(positions) => {
+                    self.positions = positions;
+                    unsaved = true;
+                }
                 BatchMsg::Flush(ack) => {
                     self.snapshot(Some(ack))?;
                     last_snapshot = (self.estimator.points_seen(), Instant::now());
