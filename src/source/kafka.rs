@@ -33,6 +33,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long a revocation waits for the pipeline to absorb, snapshot and commit.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an assignment waits for the group's committed offsets.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Error)]
 pub enum KafkaSourceError {
@@ -84,7 +86,7 @@ impl ConsumerContext for SourceContext {
         );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.set_start_offsets(tpl);
+                self.set_start_offsets(consumer, tpl);
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
                 if cooperative {
                     consumer.incremental_assign(tpl)
@@ -113,9 +115,18 @@ impl ConsumerContext for SourceContext {
 }
 
 impl SourceContext {
-    /// Starts each assigned partition at the durable snapshot's position for it;
-    /// the others keep the group's committed offset (or `auto.offset.reset`).
-    fn set_start_offsets(&self, tpl: &mut TopicPartitionList) {
+    /// Starts each assigned partition at the durable snapshot's position for it,
+    /// unless the group's committed offset is further on; the others keep the
+    /// group's committed offset (or `auto.offset.reset`).
+    ///
+    /// Our own commits follow our durable snapshots, so they never run ahead of
+    /// the newest one. A committed offset ahead of the snapshot's position means
+    /// that another member of the group absorbed those points while it owned the
+    /// partition (our position for a partition we gave up is stale), or that an
+    /// operator moved the group on: either way they are not ours to absorb again.
+    /// (Should the newest snapshot be corrupt and an older one restored, the
+    /// points in between are then in neither; that is logged.)
+    fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         let durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
         let starts: Vec<(String, i32, i64)> = tpl
             .elements()
@@ -126,7 +137,30 @@ impl SourceContext {
             })
             .collect();
         drop(durable);
-        for (topic, partition, offset) in starts {
+        if starts.is_empty() {
+            return;
+        }
+        let committed = consumer
+            .committed_offsets(tpl.clone(), COMMITTED_TIMEOUT)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the group's committed offsets; starting at the snapshot's positions");
+                TopicPartitionList::new()
+            });
+        for (topic, partition, snapshot) in starts {
+            let ahead =
+                committed
+                    .find_partition(&topic, partition)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(c) if c > snapshot => Some(c),
+                        _ => None,
+                    });
+            let offset = match ahead {
+                Some(c) => {
+                    tracing::info!(topic, partition, snapshot, committed = c, "the group's committed offset is ahead of the snapshot (another member absorbed the points in between): starting there");
+                    c
+                }
+                None => snapshot,
+            };
             if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset)) {
                 tracing::warn!(topic, partition, offset, error = %e, "cannot set the start offset");
             }
