@@ -33,6 +33,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long a revocation waits for the pipeline to absorb, snapshot and commit.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often a failed commit is retried while no snapshot supersedes it.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
 /// How long an assignment waits for the group's committed offsets.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -69,7 +71,14 @@ struct Link {
 pub struct SourceContext {
     durable: DurablePositions,
     link: Mutex<Option<Link>>,
+    /// Offsets whose commit failed and that no later commit has superseded:
+    /// retried by the polling thread, so that a quiet stream's lag still reaches
+    /// zero. Held while committing, so that commits never go backwards.
+    failed_commit: Mutex<Option<Offsets>>,
 }
+
+/// topic → partition → offset.
+type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
 
 impl ClientContext for SourceContext {}
 
@@ -140,30 +149,51 @@ impl SourceContext {
         if starts.is_empty() {
             return;
         }
-        let committed = consumer
-            .committed_offsets(tpl.clone(), COMMITTED_TIMEOUT)
-            .unwrap_or_else(|e| {
+        let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT) {
+            Ok(c) => Some(c),
+            Err(e) => {
                 tracing::warn!(error = %e, "cannot read the group's committed offsets; starting at the snapshot's positions");
-                TopicPartitionList::new()
-            });
+                None
+            }
+        };
+        // Where the snapshot is ahead of the group (our last commit failed), the
+        // polling thread commits the snapshot's offsets soon; a failed commit
+        // still pending for these partitions is stale and dropped.
+        let mut failed = self
+            .failed_commit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for (topic, partition, snapshot) in starts {
-            let ahead =
-                committed
-                    .find_partition(&topic, partition)
-                    .and_then(|e| match e.offset() {
-                        Offset::Offset(c) if c > snapshot => Some(c),
-                        _ => None,
-                    });
-            let offset = match ahead {
-                Some(c) => {
+            let group = committed.as_ref().map(|c| {
+                match c.find_partition(&topic, partition).map(|e| e.offset()) {
+                    Some(Offset::Offset(c)) => Some(c),
+                    _ => None,
+                }
+            });
+            let offset = match group {
+                Some(Some(c)) if c > snapshot => {
                     tracing::info!(topic, partition, snapshot, committed = c, "the group's committed offset is ahead of the snapshot (another member absorbed the points in between): starting there");
                     c
                 }
-                None => snapshot,
+                _ => snapshot,
             };
+            if let Some(group) = group {
+                let pending = failed.get_or_insert_with(Offsets::new);
+                let partitions = pending.entry(topic.clone()).or_default();
+                partitions.remove(&partition);
+                if group.is_none_or(|c| c < snapshot) {
+                    partitions.insert(partition, snapshot);
+                }
+            }
             if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset)) {
                 tracing::warn!(topic, partition, offset, error = %e, "cannot set the start offset");
             }
+        }
+        if failed
+            .as_ref()
+            .is_some_and(|f| f.values().all(BTreeMap::is_empty))
+        {
+            *failed = None;
         }
     }
 
@@ -245,6 +275,7 @@ impl KafkaSource {
         let context = SourceContext {
             durable: durable.clone(),
             link: Mutex::new(None),
+            failed_commit: Mutex::new(None),
         };
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
@@ -320,7 +351,12 @@ impl KafkaSource {
         let mut errors = ErrorLog::default();
         // A message borrows the consumer it came from, not `self`.
         let consumer = self.consumer.clone();
+        let mut retried = std::time::Instant::now();
         while !cancel.is_cancelled() {
+            if retried.elapsed() >= COMMIT_RETRY {
+                retry_failed_commit(&consumer);
+                retried = std::time::Instant::now();
+            }
             let full = match consumer.poll(POLL) {
                 None => self.pending_len() > 0,
                 Some(Ok(message)) => {
@@ -452,23 +488,63 @@ impl KafkaCommitter {
                 durable.entry(topic.clone()).or_default().extend(partitions);
             }
         }
-        let Ok(assigned) = self.consumer.assignment() else {
+        let mut failed = self
+            .consumer
+            .context()
+            .failed_commit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Whatever failed before is superseded by these newer offsets.
+        *failed = None;
+        let Some(tpl) = assigned_offsets(&self.consumer, positions) else {
             return;
         };
-        let mut tpl = TopicPartitionList::new();
-        for e in assigned.elements() {
-            if let Some(offset) = positions.get(e.topic()).and_then(|p| p.get(&e.partition())) {
-                let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*offset));
-            }
-        }
-        if tpl.count() == 0 {
-            return;
-        }
         // Commits serve lag monitoring; the snapshot is the truth. A failed commit
-        // is retried with the next snapshot.
+        // is retried by the polling thread until the next snapshot's commit.
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
-            tracing::warn!(error = %e, "cannot commit offsets; they will be committed with the next snapshot");
+            tracing::warn!(error = %e, "cannot commit offsets; retrying");
+            *failed = Some(positions.clone());
         }
+    }
+}
+
+/// The offsets of the partitions still assigned, if any.
+fn assigned_offsets(
+    consumer: &BaseConsumer<SourceContext>,
+    positions: &Offsets,
+) -> Option<TopicPartitionList> {
+    let assigned = consumer.assignment().ok()?;
+    let mut tpl = TopicPartitionList::new();
+    for e in assigned.elements() {
+        if let Some(offset) = positions.get(e.topic()).and_then(|p| p.get(&e.partition())) {
+            let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*offset));
+        }
+    }
+    (tpl.count() > 0).then_some(tpl)
+}
+
+/// Commits again the offsets whose commit failed, unless a commit is under way
+/// (it supersedes them).
+fn retry_failed_commit(consumer: &BaseConsumer<SourceContext>) {
+    let mut failed = match consumer.context().failed_commit.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    let Some(positions) = failed.as_ref() else {
+        return;
+    };
+    // Nothing of it assigned now (between a revocation and the next
+    // assignment, which drops what became stale): keep it for later.
+    let Some(tpl) = assigned_offsets(consumer, positions) else {
+        return;
+    };
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => {
+            tracing::info!("committed the offsets whose commit had failed");
+            *failed = None;
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot commit offsets yet"),
     }
 }
 
