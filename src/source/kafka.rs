@@ -2,12 +2,13 @@
 //!
 //! Positions live in the snapshot, not in Kafka: offsets are stored and committed
 //! by the daemon itself, never automatically. When partitions are assigned, each
-//! starts at the newest durable snapshot's position for it (else the group's
-//! committed offset, else `auto.offset.reset`), by setting the offsets in the
-//! assignment itself. When partitions are revoked, the pipeline is flushed first:
-//! the points read from them are absorbed, a snapshot is written and the offsets
-//! committed, and only then are they given up. When the pipeline is full the
-//! assigned partitions are paused, so nothing piles up in memory.
+//! starts at the newest durable snapshot's position for it (or at the group's
+//! committed offset when that is further on, else `auto.offset.reset`), by
+//! setting the offsets in the assignment itself. When partitions are revoked,
+//! the pipeline is flushed first: the points read from them are absorbed, a
+//! snapshot is written and the offsets committed, and only then are they given
+//! up. When the pipeline is full the polling thread waits; librdkafka's bounded
+//! prefetch queue (`queued.max.messages.kbytes`) keeps memory flat meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -440,8 +441,16 @@ impl KafkaSource {
         chunk.values.len() >= CHUNK_POINTS * dim || chunk.marks.len() >= CHUNK_POINTS
     }
 
-    /// Sends the pending chunk, pausing the partitions while the pipeline is full.
-    /// False when the pipeline is gone.
+    /// Sends the pending chunk, waiting while the pipeline is full. False when the
+    /// pipeline is gone.
+    ///
+    /// The partitions are not paused meanwhile: librdkafka bounds its own queue of
+    /// prefetched messages (`queued.max.messages.kbytes`) and stops fetching when
+    /// it is full, whereas a pause throws that queue away and a resume fetches it
+    /// again from the broker, which cut the throughput to a quarter of what the
+    /// broker serves (scripts/bench_kafka.py). Rebalances wait for the send, as
+    /// they waited for the pause to end: no longer than the pipeline takes to
+    /// absorb a few batches.
     fn send_pending(&self, tx: &mpsc::Sender<SourceMsg>) -> bool {
         let chunk = {
             let mut link = self
@@ -455,21 +464,7 @@ impl KafkaSource {
                 None => return false,
             }
         };
-        match tx.try_send(SourceMsg::Chunk(chunk)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                let paused = self.consumer.assignment().ok();
-                if let Some(p) = &paused {
-                    let _ = self.consumer.pause(p);
-                }
-                let sent = tx.blocking_send(msg).is_ok();
-                if let Some(p) = &paused {
-                    let _ = self.consumer.resume(p);
-                }
-                sent
-            }
-        }
+        tx.blocking_send(SourceMsg::Chunk(chunk)).is_ok()
     }
 }
 
