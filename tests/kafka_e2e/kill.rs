@@ -68,8 +68,10 @@ fn kill_9_three_times_then_sigterm_absorbs_every_point_exactly_once() {
     disturbed.scores_topic = Some(scores_topic.clone());
     let undisturbed = settings("undisturbed");
 
-    // The stream is still arriving during the first kill.
-    let producer = spawn_python_producer(b, &topic, &outgoing, 250.0);
+    // A live stream of 5 000 points a second for 20 s: the daemon cannot run
+    // ahead of it, so every kill lands while points are still coming (three
+    // kills and restarts take about ten seconds).
+    let producer = spawn_python_producer(b, &topic, &outgoing, 50.0);
     let mut reference = Daemon::start(&undisturbed, "undisturbed.log");
     let mut daemon = Daemon::start(&disturbed, "disturbed-0.log");
     let mut at_kills = Vec::new();
@@ -78,7 +80,7 @@ fn kill_9_three_times_then_sigterm_absorbs_every_point_exactly_once() {
         // points past the newest snapshot at (re)start, then a random delay (the
         // kill may land mid-batch, mid-snapshot or mid-commit).
         let since = newest_snapshot(&disturbed.dir).map_or(0, |m| m.points_seen);
-        let target = since + rng.random_range(2_000..12_000);
+        let target = since + rng.random_range(1_000..5_000);
         wait_for_snapshot(&disturbed.dir, Duration::from_secs(60), &mut daemon, |m| {
             m.points_seen >= target
         });
