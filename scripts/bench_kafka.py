@@ -4,7 +4,7 @@ broker serves the same messages to a plain consumer.
 
     scripts/bench_kafka.py [--brokers HOST:PORT] [--points 2000000] [--dim 16]
                            [--components 16] [--per-message 1000] [--partitions 2]
-                           [--batch-size 4096] [--no-build]
+                           [--batch-size 4096] [--no-build] [--keep]
 
 1. Draws N points from a K-component, d-dimensional mixture (numpy, seeded) and
    produces them as f64le messages of `--per-message` points, round-robin over
@@ -30,6 +30,7 @@ import datetime
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -254,6 +255,7 @@ def main():
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (snapshots, logs)")
     args = ap.parse_args()
 
     binary = TOP / "target/release/gmm-stream"
@@ -305,6 +307,10 @@ def main():
     finally:
         if not args.brokers:
             stop_broker(run_dir)
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
