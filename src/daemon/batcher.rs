@@ -29,6 +29,9 @@ impl Batch {
 
 pub enum BatchMsg {
     Batch(Batch),
+    /// Records that held no usable point (all rejected) were consumed: the
+    /// position moves past them.
+    Positions(Positions),
     /// Snapshot and commit everything absorbed so far, then answer.
     Flush(Ack),
     /// The source is exhausted; everything before was sent. The position may have
@@ -78,7 +81,7 @@ impl Batcher {
                 Some(deadline) => tokio::select! {
                     msg = rx.recv() => msg,
                     () = tokio::time::sleep_until(deadline) => {
-                        if !self.emit(&mut pending, &tx).await {
+                        if !self.emit_or_advance(&mut pending, &tx).await {
                             return;
                         }
                         continue;
@@ -96,7 +99,7 @@ impl Batcher {
                     }
                 }
                 Some(SourceMsg::Flush(ack)) => {
-                    if !self.emit(&mut pending, &tx).await
+                    if !self.emit_or_advance(&mut pending, &tx).await
                         || tx.send(BatchMsg::Flush(ack)).await.is_err()
                     {
                         return;
@@ -132,9 +135,11 @@ impl Batcher {
                     .values
                     .extend_from_slice(&chunk.values[start * dim..end * dim]);
                 pending.n_points += end - start;
-                if pending.deadline.is_none() {
-                    pending.deadline = Some(Instant::now() + self.timeout);
-                }
+            }
+            // Rejected records too: on a quiet stream, the position must still
+            // move past them in time (committed offsets, no dead letter twice).
+            if pending.deadline.is_none() {
+                pending.deadline = Some(Instant::now() + self.timeout);
             }
             start = end;
             self.tracker.advance(&mark.origin);
@@ -147,6 +152,22 @@ impl Batcher {
             }
         }
         true
+    }
+
+    /// As [`Batcher::emit`], but when the pending records were all rejected, sends
+    /// the position past them. False when the estimator is gone.
+    async fn emit_or_advance(
+        &mut self,
+        pending: &mut Pending,
+        tx: &mpsc::Sender<BatchMsg>,
+    ) -> bool {
+        if pending.n_points > 0 || pending.marks.is_empty() {
+            return self.emit(pending, tx).await;
+        }
+        *pending = Pending::new();
+        tx.send(BatchMsg::Positions(self.tracker.positions()))
+            .await
+            .is_ok()
     }
 
     /// Sends the pending points as a batch (nothing if there are none). False when
@@ -310,6 +331,39 @@ mod tests {
         match rx.recv().await {
             Some(BatchMsg::Batch(b)) => assert_eq!((b.n_points, offset(&b.positions)), (2, 10)),
             _ => panic!("expected a batch after the timeout"),
+        }
+        drop(src_tx);
+        task.await.expect("batcher ends");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejected_records_alone_move_the_position_on_time() {
+        let (src_tx, src_rx) = mpsc::channel(16);
+        let (tx, mut rx) = mpsc::channel(16);
+        let (rej_tx, _rej_rx) = mpsc::channel(16);
+        let task = tokio::spawn(batcher(1_000, 500).run(src_rx, tx, rej_tx));
+        // One record holding points, then one that was rejected whole: after the
+        // timeout the batch goes out; the rejected record alone moves the position
+        // after another timeout, with no batch to carry it.
+        src_tx
+            .send(SourceMsg::Chunk(chunk(0, &[2])))
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(501)).await;
+        match rx.recv().await {
+            Some(BatchMsg::Batch(b)) => assert_eq!(offset(&b.positions), 10),
+            _ => panic!("expected a batch after the timeout"),
+        }
+        src_tx
+            .send(SourceMsg::Chunk(chunk(1, &[0])))
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(499)).await;
+        assert!(rx.try_recv().is_err(), "moved too early");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        match rx.recv().await {
+            Some(BatchMsg::Positions(p)) => assert_eq!(offset(&p), 20),
+            _ => panic!("expected the position past the rejected record"),
         }
         drop(src_tx);
         task.await.expect("batcher ends");

@@ -67,21 +67,54 @@ impl EstimatorStage {
         let mut last_snapshot = (self.estimator.points_seen(), Instant::now());
         let mut last_batch = Instant::now();
         let mut warmup = WarmupOrigins::default();
+        // Absorbed points or a moved position that no snapshot holds yet.
+        let mut unsaved = false;
+        // Waiting for the next batch with a deadline needs the runtime's timer;
+        // without a runtime (never in the daemon) snapshots follow batches only.
+        let runtime = tokio::runtime::Handle::try_current().ok();
         self.publish();
-        while let Some(msg) = batches.blocking_recv() {
+        loop {
+            let wait = self.idle_wait(last_snapshot.1, unsaved);
+            let msg = match (wait, &runtime) {
+                (Some(wait), Some(rt)) => {
+                    match rt.block_on(tokio::time::timeout(wait, batches.recv())) {
+                        Ok(msg) => msg,
+                        Err(_) => {
+                            // The stream went quiet after the last snapshot: save
+                            // (publish, commit) what was absorbed since, rather
+                            // than leave it unsaved until more input arrives.
+                            self.snapshot(None)?;
+                            last_snapshot = (self.estimator.points_seen(), Instant::now());
+                            unsaved = false;
+                            continue;
+                        }
+                    }
+                }
+                _ => batches.blocking_recv(),
+            };
+            let Some(msg) = msg else {
+                break;
+            };
             match msg {
                 BatchMsg::Batch(batch) => {
                     let elapsed = last_batch.elapsed().as_secs_f64();
                     last_batch = Instant::now();
                     self.absorb(batch, elapsed, &mut warmup)?;
+                    unsaved = true;
                     if self.snapshot_due(last_snapshot) {
                         self.snapshot(None)?;
                         last_snapshot = (self.estimator.points_seen(), Instant::now());
+                        unsaved = false;
                     }
+                }
+                BatchMsg::Positions(positions) => {
+                    self.positions = positions;
+                    unsaved = true;
                 }
                 BatchMsg::Flush(ack) => {
                     self.snapshot(Some(ack))?;
                     last_snapshot = (self.estimator.points_seen(), Instant::now());
+                    unsaved = false;
                 }
                 BatchMsg::End { positions } => {
                     self.positions = positions;
@@ -206,6 +239,16 @@ impl EstimatorStage {
                 kafka,
             })))
             .map_err(|_| DaemonError::OutputGone)
+    }
+
+    /// How long to wait for the next batch before a time-based snapshot of what
+    /// is unsaved; None: no snapshot is pending, wait as long as it takes.
+    fn idle_wait(&self, since: Instant, unsaved: bool) -> Option<std::time::Duration> {
+        if !unsaved || self.estimator.model().is_none() || self.policy.every_seconds <= 0.0 {
+            return None;
+        }
+        let every = std::time::Duration::try_from_secs_f64(self.policy.every_seconds).ok()?;
+        Some(every.saturating_sub(since.elapsed()))
     }
 
     fn snapshot_due(&self, (points, at): (u64, Instant)) -> bool {

@@ -280,9 +280,11 @@ pub(crate) fn required_topics(config: &Config) -> Vec<String> {
     topics
 }
 
-/// The producer, when some output goes to Kafka; its topics are checked first.
+/// The producer, when some output goes to Kafka; every topic the daemon needs is
+/// checked first, the input's included, so that one error names all the missing.
 async fn kafka_sink(config: &Config) -> Result<Option<KafkaSink>, DaemonError> {
-    let mut outputs = required_topics(config);
+    let required = required_topics(config);
+    let mut outputs = required.clone();
     if config.source.kind == SourceKind::Kafka {
         outputs.retain(|t| !config.kafka.topics.contains(t));
     }
@@ -292,7 +294,7 @@ async fn kafka_sink(config: &Config) -> Result<Option<KafkaSink>, DaemonError> {
     let k = config.kafka.clone();
     let sink = tokio::task::spawn_blocking(move || -> Result<KafkaSink, DaemonError> {
         let sink = KafkaSink::new(&k.brokers, &k.properties)?;
-        sink.check_topics(&k.brokers, &outputs)?;
+        sink.check_topics(&k.brokers, &required)?;
         Ok(sink)
     })
     .await

@@ -85,16 +85,15 @@ impl OutputStage {
         loop {
             // Rejects are drained first: they are small, and their dead letters
             // should be flushed by the next snapshot like the scores.
-            while rejects_open {
-                match rejects.try_recv() {
-                    Ok(batch) => self.reject(&batch, &mut log)?,
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => rejects_open = false,
-                }
-            }
+            self.drain_rejects(&mut rejects, &mut rejects_open, &mut log)?;
             match outputs.blocking_recv() {
                 Some(Output::Scores(batch)) => self.write_scores(&batch)?,
                 Some(Output::Snapshot { file, ack }) => {
+                    // The batcher sends a record's rejects before the batch that
+                    // moves the position past it, but they may have arrived while
+                    // this stage waited above: write them before the snapshot
+                    // makes that position durable, or a crash would lose them.
+                    self.drain_rejects(&mut rejects, &mut rejects_open, &mut log)?;
                     self.snapshot(&file)?;
                     if let Some(ack) = ack {
                         let _ = ack.send(());
@@ -107,6 +106,23 @@ impl OutputStage {
             self.reject(&batch, &mut log)?;
         }
         self.flush()
+    }
+
+    /// Writes the rejects that have arrived, without waiting for more.
+    fn drain_rejects(
+        &mut self,
+        rejects: &mut mpsc::Receiver<Vec<Rejected>>,
+        open: &mut bool,
+        log: &mut RejectLog,
+    ) -> Result<(), DaemonError> {
+        while *open {
+            match rejects.try_recv() {
+                Ok(batch) => self.reject(&batch, log)?,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => *open = false,
+            }
+        }
+        Ok(())
     }
 
     fn write_scores(&mut self, batch: &ScoredBatch) -> Result<(), DaemonError> {
@@ -291,5 +307,96 @@ impl RejectLog {
         } else {
             entry.1 += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use nalgebra::{DMatrix, DVector};
+
+    use super::*;
+    use crate::config::SnapshotFormat;
+    use crate::model::{Covariances, EstimatorInfo, GaussianMixture, OnlineSettings};
+    use crate::source::{Reject, RejectReason};
+
+    /// Records, at each commit, how many dead letters the file held.
+    struct Probe {
+        dead_letters: std::path::PathBuf,
+        seen: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl PositionCommitter for Probe {
+        fn commit(&mut self, _: &Positions) {
+            let lines = std::fs::read_to_string(&self.dead_letters)
+                .map(|t| t.lines().count())
+                .unwrap_or(0);
+            self.seen.lock().expect("lock").push(lines);
+        }
+    }
+
+    fn model_file() -> ModelFile {
+        let model = GaussianMixture::new(
+            DVector::from_element(1, 1.0),
+            DMatrix::zeros(2, 1),
+            Covariances::Full(vec![DMatrix::identity(2, 2)]),
+        )
+        .expect("a valid mixture");
+        let mut file = ModelFile::new(
+            &model,
+            EstimatorInfo::Online(OnlineSettings::new(1)),
+            "2026-01-01T00:00:00Z".into(),
+        );
+        file.positions = Some(Positions::Generator { index: 3 });
+        file
+    }
+
+    #[test]
+    fn rejects_that_arrive_while_waiting_are_written_before_the_snapshot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dead_letters = dir.path().join("dead.ndjson");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stage = OutputStage {
+            store: SnapshotStore::new(dir.path().join("snapshots"), 2, SnapshotFormat::Json),
+            scores: ScoresTarget::None,
+            dead_letters: DeadLetterTarget::File(
+                DeadLetterWriter::append(&dead_letters).expect("dead letter file"),
+            ),
+            kafka: None,
+            snapshot_topic: None,
+            model_name: "m".into(),
+            committer: Some(Box::new(Probe {
+                dead_letters: dead_letters.clone(),
+                seen: seen.clone(),
+            })),
+            counters: Arc::new(Counters::new()),
+            source_name: "test".into(),
+        };
+        let (out_tx, out_rx) = mpsc::channel(4);
+        let (rej_tx, rej_rx) = mpsc::channel(4);
+        let thread = std::thread::spawn(move || stage.run(out_rx, rej_rx));
+        // Let the stage drain the (empty) rejects and wait for an output; then a
+        // reject arrives, and after it the snapshot whose position is past it.
+        std::thread::sleep(Duration::from_millis(200));
+        rej_tx
+            .blocking_send(vec![Rejected {
+                reject: Reject::new(RejectReason::Parse, "not a number"),
+                location: "line 3".into(),
+                start: Some(4),
+                line: Some(3),
+                payload: b"x".to_vec(),
+                origin: Origin::Next(6),
+            }])
+            .expect("send a reject");
+        out_tx
+            .blocking_send(Output::Snapshot {
+                file: Box::new(model_file()),
+                ack: None,
+            })
+            .expect("send a snapshot");
+        drop((out_tx, rej_tx));
+        thread.join().expect("no panic").expect("output stage");
+        assert_eq!(*seen.lock().expect("lock"), vec![1]);
     }
 }

@@ -202,7 +202,8 @@ pub fn dead_letter_headers(
     headers
 }
 
-/// Properties meant for the consumer, which the producer would warn about.
+/// Properties meant for the consumer (librdkafka's CONFIGURATION.md marks them
+/// `C`), which the producer would warn about.
 fn is_consumer_only(key: &str) -> bool {
     key.starts_with("group.")
         || key.starts_with("auto.offset.")
@@ -210,7 +211,45 @@ fn is_consumer_only(key: &str) -> bool {
         || key.starts_with("auto.commit")
         || key.starts_with("fetch.")
         || key.starts_with("session.timeout")
+        || key.starts_with("heartbeat.")
+        || key.starts_with("coordinator.query")
         || key.starts_with("max.poll")
+        || key.starts_with("max.partition.fetch")
         || key.starts_with("partition.assignment")
+        || key.starts_with("queued.")
+        || key.starts_with("offset.store")
         || key == "isolation.level"
+        || key == "check.crcs"
+        || key == "enable.partition.eof"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_properties_are_kept_from_the_producer() {
+        for key in [
+            "group.instance.id",
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "max.poll.interval.ms",
+            "queued.min.messages",
+            "fetch.wait.max.ms",
+            "max.partition.fetch.bytes",
+            "enable.partition.eof",
+        ] {
+            assert!(is_consumer_only(key), "{key}");
+        }
+        for key in [
+            "bootstrap.servers",
+            "security.protocol",
+            "sasl.mechanism",
+            "message.max.bytes",
+            "linger.ms",
+            "client.id",
+        ] {
+            assert!(!is_consumer_only(key), "{key}");
+        }
+    }
 }

@@ -2,12 +2,13 @@
 //!
 //! Positions live in the snapshot, not in Kafka: offsets are stored and committed
 //! by the daemon itself, never automatically. When partitions are assigned, each
-//! starts at the newest durable snapshot's position for it (else the group's
-//! committed offset, else `auto.offset.reset`), by setting the offsets in the
-//! assignment itself. When partitions are revoked, the pipeline is flushed first:
-//! the points read from them are absorbed, a snapshot is written and the offsets
-//! committed, and only then are they given up. When the pipeline is full the
-//! assigned partitions are paused, so nothing piles up in memory.
+//! starts at the newest durable snapshot's position for it (or at the group's
+//! committed offset when that is further on, else `auto.offset.reset`), by
+//! setting the offsets in the assignment itself. When partitions are revoked,
+//! the pipeline is flushed first: the points read from them are absorbed, a
+//! snapshot is written and the offsets committed, and only then are they given
+//! up. When the pipeline is full the polling thread waits; librdkafka's bounded
+//! prefetch queue (`queued.max.messages.kbytes`) keeps memory flat meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -33,6 +34,10 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long a revocation waits for the pipeline to absorb, snapshot and commit.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often a failed commit is retried while no snapshot supersedes it.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
+/// How long an assignment waits for the group's committed offsets.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Error)]
 pub enum KafkaSourceError {
@@ -67,7 +72,14 @@ struct Link {
 pub struct SourceContext {
     durable: DurablePositions,
     link: Mutex<Option<Link>>,
+    /// Offsets whose commit failed and that no later commit has superseded:
+    /// retried by the polling thread, so that a quiet stream's lag still reaches
+    /// zero. Held while committing, so that commits never go backwards.
+    failed_commit: Mutex<Option<Offsets>>,
 }
+
+/// topic → partition → offset.
+type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
 
 impl ClientContext for SourceContext {
     /// librdkafka's periodic statistics carry each partition's lag behind its
@@ -102,7 +114,7 @@ impl ConsumerContext for SourceContext {
         );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.set_start_offsets(tpl);
+                self.set_start_offsets(consumer, tpl);
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
                 if cooperative {
                     consumer.incremental_assign(tpl)
@@ -131,9 +143,18 @@ impl ConsumerContext for SourceContext {
 }
 
 impl SourceContext {
-    /// Starts each assigned partition at the durable snapshot's position for it;
-    /// the others keep the group's committed offset (or `auto.offset.reset`).
-    fn set_start_offsets(&self, tpl: &mut TopicPartitionList) {
+    /// Starts each assigned partition at the durable snapshot's position for it,
+    /// unless the group's committed offset is further on; the others keep the
+    /// group's committed offset (or `auto.offset.reset`).
+    ///
+    /// Our own commits follow our durable snapshots, so they never run ahead of
+    /// the newest one. A committed offset ahead of the snapshot's position means
+    /// that another member of the group absorbed those points while it owned the
+    /// partition (our position for a partition we gave up is stale), or that an
+    /// operator moved the group on: either way they are not ours to absorb again.
+    /// (Should the newest snapshot be corrupt and an older one restored, the
+    /// points in between are then in neither; that is logged.)
+    fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         let durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
         let starts: Vec<(String, i32, i64)> = tpl
             .elements()
@@ -144,10 +165,54 @@ impl SourceContext {
             })
             .collect();
         drop(durable);
-        for (topic, partition, offset) in starts {
+        if starts.is_empty() {
+            return;
+        }
+        let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the group's committed offsets; starting at the snapshot's positions");
+                None
+            }
+        };
+        // Where the snapshot is ahead of the group (our last commit failed), the
+        // polling thread commits the snapshot's offsets soon; a failed commit
+        // still pending for these partitions is stale and dropped.
+        let mut failed = self
+            .failed_commit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (topic, partition, snapshot) in starts {
+            let group = committed.as_ref().map(|c| {
+                match c.find_partition(&topic, partition).map(|e| e.offset()) {
+                    Some(Offset::Offset(c)) => Some(c),
+                    _ => None,
+                }
+            });
+            let offset = match group {
+                Some(Some(c)) if c > snapshot => {
+                    tracing::info!(topic, partition, snapshot, committed = c, "the group's committed offset is ahead of the snapshot (another member absorbed the points in between): starting there");
+                    c
+                }
+                _ => snapshot,
+            };
+            if let Some(group) = group {
+                let pending = failed.get_or_insert_with(Offsets::new);
+                let partitions = pending.entry(topic.clone()).or_default();
+                partitions.remove(&partition);
+                if group.is_none_or(|c| c < snapshot) {
+                    partitions.insert(partition, snapshot);
+                }
+            }
             if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset)) {
                 tracing::warn!(topic, partition, offset, error = %e, "cannot set the start offset");
             }
+        }
+        if failed
+            .as_ref()
+            .is_some_and(|f| f.values().all(BTreeMap::is_empty))
+        {
+            *failed = None;
         }
     }
 
@@ -231,6 +296,7 @@ impl KafkaSource {
         let context = SourceContext {
             durable: durable.clone(),
             link: Mutex::new(None),
+            failed_commit: Mutex::new(None),
         };
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
@@ -306,7 +372,12 @@ impl KafkaSource {
         let mut errors = ErrorLog::default();
         // A message borrows the consumer it came from, not `self`.
         let consumer = self.consumer.clone();
+        let mut retried = std::time::Instant::now();
         while !cancel.is_cancelled() {
+            if retried.elapsed() >= COMMIT_RETRY {
+                retry_failed_commit(&consumer);
+                retried = std::time::Instant::now();
+            }
             let full = match consumer.poll(POLL) {
                 None => self.pending_len() > 0,
                 Some(Ok(message)) => {
@@ -390,8 +461,16 @@ impl KafkaSource {
         chunk.values.len() >= CHUNK_POINTS * dim || chunk.marks.len() >= CHUNK_POINTS
     }
 
-    /// Sends the pending chunk, pausing the partitions while the pipeline is full.
-    /// False when the pipeline is gone.
+    /// Sends the pending chunk, waiting while the pipeline is full. False when the
+    /// pipeline is gone.
+    ///
+    /// The partitions are not paused meanwhile: librdkafka bounds its own queue of
+    /// prefetched messages (`queued.max.messages.kbytes`) and stops fetching when
+    /// it is full, whereas a pause throws that queue away and a resume fetches it
+    /// again from the broker, which cut the throughput to a quarter of what the
+    /// broker serves (scripts/bench_kafka.py). Rebalances wait for the send, as
+    /// they waited for the pause to end: no longer than the pipeline takes to
+    /// absorb a few batches.
     fn send_pending(&self, tx: &mpsc::Sender<SourceMsg>) -> bool {
         let chunk = {
             let mut link = self
@@ -405,21 +484,7 @@ impl KafkaSource {
                 None => return false,
             }
         };
-        match tx.try_send(SourceMsg::Chunk(chunk)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                let paused = self.consumer.assignment().ok();
-                if let Some(p) = &paused {
-                    let _ = self.consumer.pause(p);
-                }
-                let sent = tx.blocking_send(msg).is_ok();
-                if let Some(p) = &paused {
-                    let _ = self.consumer.resume(p);
-                }
-                sent
-            }
-        }
+        tx.blocking_send(SourceMsg::Chunk(chunk)).is_ok()
     }
 }
 
@@ -438,23 +503,63 @@ impl KafkaCommitter {
                 durable.entry(topic.clone()).or_default().extend(partitions);
             }
         }
-        let Ok(assigned) = self.consumer.assignment() else {
+        let mut failed = self
+            .consumer
+            .context()
+            .failed_commit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Whatever failed before is superseded by these newer offsets.
+        *failed = None;
+        let Some(tpl) = assigned_offsets(&self.consumer, positions) else {
             return;
         };
-        let mut tpl = TopicPartitionList::new();
-        for e in assigned.elements() {
-            if let Some(offset) = positions.get(e.topic()).and_then(|p| p.get(&e.partition())) {
-                let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*offset));
-            }
-        }
-        if tpl.count() == 0 {
-            return;
-        }
         // Commits serve lag monitoring; the snapshot is the truth. A failed commit
-        // is retried with the next snapshot.
+        // is retried by the polling thread until the next snapshot's commit.
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
-            tracing::warn!(error = %e, "cannot commit offsets; they will be committed with the next snapshot");
+            tracing::warn!(error = %e, "cannot commit offsets; retrying");
+            *failed = Some(positions.clone());
         }
+    }
+}
+
+/// The offsets of the partitions still assigned, if any.
+fn assigned_offsets(
+    consumer: &BaseConsumer<SourceContext>,
+    positions: &Offsets,
+) -> Option<TopicPartitionList> {
+    let assigned = consumer.assignment().ok()?;
+    let mut tpl = TopicPartitionList::new();
+    for e in assigned.elements() {
+        if let Some(offset) = positions.get(e.topic()).and_then(|p| p.get(&e.partition())) {
+            let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*offset));
+        }
+    }
+    (tpl.count() > 0).then_some(tpl)
+}
+
+/// Commits again the offsets whose commit failed, unless a commit is under way
+/// (it supersedes them).
+fn retry_failed_commit(consumer: &BaseConsumer<SourceContext>) {
+    let mut failed = match consumer.context().failed_commit.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    let Some(positions) = failed.as_ref() else {
+        return;
+    };
+    // Nothing of it assigned now (between a revocation and the next
+    // assignment, which drops what became stale): keep it for later.
+    let Some(tpl) = assigned_offsets(consumer, positions) else {
+        return;
+    };
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => {
+            tracing::info!("committed the offsets whose commit had failed");
+            *failed = None;
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot commit offsets yet"),
     }
 }
 
