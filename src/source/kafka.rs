@@ -31,6 +31,12 @@ use super::{DecodeConfig, DecodeConfigError, Decoder, Reject, RejectReason};
 /// Points per chunk sent into the pipeline.
 const CHUNK_POINTS: usize = 1024;
 const POLL: Duration = Duration::from_millis(100);
+/// How long a full pipeline may hold the consumer before its partitions are
+/// paused. Pausing at once costs throughput (librdkafka drops what it prefetched
+/// for a paused partition and fetches it again: 41k against 157k points/s
+/// measured), while a pipeline full for longer is a stall, during which fetching
+/// should stop.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// How long a revocation waits for the pipeline to absorb, snapshot and commit.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
@@ -348,7 +354,11 @@ impl KafkaSource {
             tx: tx.clone(),
             pending: Chunk::default(),
         }));
-        let result = self.poll_until(&tx, &cancel);
+        // The daemon runs this on its runtime's blocking pool; the handle lets a
+        // full pipeline be waited for with a timeout.
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| KafkaSourceError::Fatal(format!("no async runtime: {e}")))?;
+        let result = self.poll_until(&tx, &cancel, &runtime);
         // Past this point a revocation (when the consumer closes) has no pipeline
         // to flush into.
         self.set_link(None);
@@ -368,6 +378,7 @@ impl KafkaSource {
         &mut self,
         tx: &mpsc::Sender<SourceMsg>,
         cancel: &CancellationToken,
+        runtime: &tokio::runtime::Handle,
     ) -> Result<(), KafkaSourceError> {
         let mut errors = ErrorLog::default();
         // A message borrows the consumer it came from, not `self`.
@@ -396,7 +407,7 @@ impl KafkaSource {
                     false
                 }
             };
-            if full && !self.send_pending(tx) {
+            if full && !self.send_pending(tx, runtime) {
                 return Ok(());
             }
         }
@@ -464,14 +475,16 @@ impl KafkaSource {
     /// Sends the pending chunk, waiting while the pipeline is full. False when the
     /// pipeline is gone.
     ///
-    /// The partitions are not paused meanwhile: librdkafka bounds its own queue of
-    /// prefetched messages (`queued.max.messages.kbytes`) and stops fetching when
-    /// it is full, whereas a pause throws that queue away and a resume fetches it
-    /// again from the broker, which cut the throughput to a quarter of what the
-    /// broker serves (scripts/bench_kafka.py). Rebalances wait for the send, as
-    /// they waited for the pause to end: no longer than the pipeline takes to
-    /// absorb a few batches.
-    fn send_pending(&self, tx: &mpsc::Sender<SourceMsg>) -> bool {
+    ///
+    /// A pipeline full for a moment (a batch's EM step) is waited for with the
+    /// partitions running: librdkafka bounds its own queue of prefetched messages
+    /// (`queued.max.messages.kbytes`), and pausing would throw that queue away, to
+    /// be fetched again on resume (a quarter of the broker's throughput when every
+    /// full pipeline paused, scripts/bench_kafka.py). Full for longer than
+    /// [`PAUSE_AFTER`], the pipeline has stalled: the partitions are paused until
+    /// it takes the chunk, so nothing more is fetched meanwhile. Rebalances wait
+    /// for the send.
+    fn send_pending(&self, tx: &mpsc::Sender<SourceMsg>, runtime: &tokio::runtime::Handle) -> bool {
         let chunk = {
             let mut link = self
                 .consumer
@@ -484,7 +497,27 @@ impl KafkaSource {
                 None => return false,
             }
         };
-        tx.blocking_send(SourceMsg::Chunk(chunk)).is_ok()
+        // Room usually comes within a batch's EM step: wait for it unpaused.
+        let waited = runtime.block_on(tokio::time::timeout(PAUSE_AFTER, tx.reserve()));
+        match waited {
+            Ok(Ok(permit)) => {
+                permit.send(SourceMsg::Chunk(chunk));
+                true
+            }
+            Ok(Err(_closed)) => false,
+            Err(_stalled) => {
+                let paused = self.consumer.assignment().ok();
+                if let Some(p) = &paused {
+                    tracing::debug!("pipeline full for {PAUSE_AFTER:?}: pausing the partitions");
+                    let _ = self.consumer.pause(p);
+                }
+                let sent = tx.blocking_send(SourceMsg::Chunk(chunk)).is_ok();
+                if let Some(p) = &paused {
+                    let _ = self.consumer.resume(p);
+                }
+                sent
+            }
+        }
     }
 }
 
