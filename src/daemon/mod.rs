@@ -101,12 +101,14 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     let store = SnapshotStore::open(&config.snapshot)?;
     let restored = restore::restore(&config, &store)?;
     // Rates and counts continue from the restored model, not from zero.
-    counters
-        .points_absorbed
-        .store(restored.estimator.points_seen(), std::sync::atomic::Ordering::Relaxed);
-    counters
-        .model_version
-        .store(restored.estimator.model_version(), std::sync::atomic::Ordering::Relaxed);
+    counters.points_absorbed.store(
+        restored.estimator.points_seen(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    counters.model_version.store(
+        restored.estimator.model_version(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let (live_tx, _live_rx) = watch::channel::<Option<LiveModel>>(None);
 
     let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
@@ -167,12 +169,37 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     let sourced = source.handle.await;
     cancel.cancel();
     let _ = status.await;
+    summarize(&counters);
     estimated?;
     written?;
     match sourced {
         Ok(result) => result,
         Err(e) => Err(DaemonError::Stage(e.to_string())),
     }
+}
+
+/// One last line with the run's totals. The status lines give rejects only in
+/// total and the per-reason warnings are rate-limited, so this is where the exact
+/// count of every reason is told.
+fn summarize(counters: &Counters) {
+    use crate::source::RejectReason as R;
+    use std::sync::atomic::Ordering::Relaxed;
+    tracing::info!(
+        points_seen = counters.points_absorbed.load(Relaxed),
+        batches = counters.batches.load(Relaxed),
+        model_version = counters.model_version.load(Relaxed),
+        snapshots = counters.snapshots.load(Relaxed),
+        failed_points = counters.failed_points.load(Relaxed),
+        anomalies = counters.anomalies.load(Relaxed),
+        rejected = counters.rejects_total(),
+        rejected_parse = counters.rejects(R::Parse),
+        rejected_dimension = counters.rejects(R::Dimension),
+        rejected_non_finite = counters.rejects(R::NonFinite),
+        rejected_missing_field = counters.rejects(R::MissingField),
+        rejected_fields_needed = counters.rejects(R::FieldsNeeded),
+        rejected_too_large = counters.rejects(R::TooLarge),
+        "run ended"
+    );
 }
 
 async fn join(handle: tokio::task::JoinHandle<Result<(), DaemonError>>) -> Result<(), DaemonError> {
