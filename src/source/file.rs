@@ -141,7 +141,9 @@ impl FileSource {
         let mut chunk = Chunk::default();
         let mut scratch = Vec::new();
         loop {
-            if cancel.is_cancelled() {
+            // Checked once per chunk, not per record: the token takes a lock, and
+            // a chunk is read in well under a millisecond.
+            if chunk.marks.is_empty() && cancel.is_cancelled() {
                 return Ok(());
             }
             let record = records.next_record().map_err(|error| SourceError::Read {
@@ -154,7 +156,7 @@ impl FileSource {
             let before = chunk.values.len();
             let (start, origin_end) = (record.start, record.end);
             let line = record.location.line();
-            let location = record.location.to_string();
+            let location = record.location;
             match record.payload {
                 Ok(bytes) => {
                     let mut rejects = Vec::new();
@@ -173,10 +175,11 @@ impl FileSource {
             } else {
                 Origin::Next(origin_end)
             };
+            // Locations are formatted only for rejects: most records have none.
             for (reject, payload) in scratch.drain(..) {
                 let location = match reject.index {
                     Some(i) => format!("{location}, point {}", i + 1),
-                    None => location.clone(),
+                    None => location.to_string(),
                 };
                 chunk.rejects.push(Rejected {
                     reject,
