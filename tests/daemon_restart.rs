@@ -276,6 +276,11 @@ fn sigterm_then_restart_gives_the_same_model_as_an_uninterrupted_run() {
     let repeated = assert_dead_letters_at_least_once(&got, &input);
     println!("SIGTERM: {repeated} dead letters repeated");
     assert!(got.log_text().contains("resuming the file"));
+
+    // Started again on the finished file, it resumes at its end: nothing more.
+    got.run(&["snapshot.every_points=5000"]);
+    assert_same_model(&got, &want);
+    assert!(got.scores_text() == want.scores_text());
 }
 
 #[test]
