@@ -115,13 +115,12 @@ impl Batcher {
     ) -> bool {
         let total = chunk.marks.last().map_or(0, |m| m.points_end);
         let dim = chunk.values.len().checked_div(total).unwrap_or(0);
-        let mut start = 0;
+        // Points are copied in runs (up to each batch's cut, then the rest), not
+        // record by record: with one point per record that was a copy per point.
+        let (mut start, mut copied) = (0, 0);
         for mark in chunk.marks {
             let end = mark.points_end;
             if end > start {
-                pending
-                    .values
-                    .extend_from_slice(&chunk.values[start * dim..end * dim]);
                 pending.n_points += end - start;
                 if pending.deadline.is_none() {
                     pending.deadline = Some(Instant::now() + self.timeout);
@@ -133,11 +132,25 @@ impl Batcher {
                 points_end: pending.n_points,
                 origin: mark.origin,
             });
-            if pending.n_points >= self.batch_size && !self.emit(pending, tx).await {
-                return false;
+            if pending.n_points >= self.batch_size {
+                self.copy(pending, &chunk.values[copied * dim..end * dim], dim);
+                copied = end;
+                if !self.emit(pending, tx).await {
+                    return false;
+                }
             }
         }
+        self.copy(pending, &chunk.values[copied * dim..start * dim], dim);
         true
+    }
+
+    /// Appends points to the pending batch, which is sized for a whole batch at
+    /// its first points rather than grown by doubling.
+    fn copy(&self, pending: &mut Pending, values: &[f64], dim: usize) {
+        if pending.values.capacity() == 0 && !values.is_empty() {
+            pending.values.reserve(self.batch_size.saturating_mul(dim));
+        }
+        pending.values.extend_from_slice(values);
     }
 
     /// Sends the pending points as a batch (nothing if there are none). False when
