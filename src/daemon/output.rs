@@ -66,16 +66,19 @@ impl OutputStage {
         loop {
             // Rejects are drained first: they are small, and their dead letters
             // should be flushed by the next snapshot like the scores.
-            while rejects_open {
-                match rejects.try_recv() {
-                    Ok(batch) => self.reject(&batch, &mut log)?,
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => rejects_open = false,
-                }
-            }
+            self.drain_rejects(&mut rejects, &mut rejects_open, &mut log)?;
             match outputs.blocking_recv() {
                 Some(Output::Scores(batch)) => self.write_scores(&batch)?,
-                Some(Output::Snapshot(file)) => self.snapshot(&file)?,
+                Some(Output::Snapshot(file)) => {
+                    // Again: the batcher sends a record's reject before the batch
+                    // holding the record, so every reject of the records this
+                    // snapshot covers is queued by now, though it may have arrived
+                    // while this stage waited. Written after the snapshot, it
+                    // would be lost to a crash in between: the restart resumes
+                    // past its record.
+                    self.drain_rejects(&mut rejects, &mut rejects_open, &mut log)?;
+                    self.snapshot(&file)?;
+                }
                 None => break,
             }
         }
@@ -83,6 +86,23 @@ impl OutputStage {
             self.reject(&batch, &mut log)?;
         }
         self.flush()
+    }
+
+    /// Writes the dead letters of every reject queued now, without waiting.
+    fn drain_rejects(
+        &mut self,
+        rejects: &mut mpsc::Receiver<Vec<Rejected>>,
+        open: &mut bool,
+        log: &mut RejectLog,
+    ) -> Result<(), DaemonError> {
+        while *open {
+            match rejects.try_recv() {
+                Ok(batch) => self.reject(&batch, log)?,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => *open = false,
+            }
+        }
+        Ok(())
     }
 
     fn write_scores(&mut self, batch: &ScoredBatch) -> Result<(), DaemonError> {
@@ -212,5 +232,89 @@ impl RejectLog {
         } else {
             entry.1 += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use nalgebra::{DMatrix, DVector};
+
+    use super::*;
+    use crate::config::SnapshotFormat;
+    use crate::model::{Covariances, EstimatorInfo, GaussianMixture, OnlineSettings};
+    use crate::source::{Reject, RejectReason};
+
+    /// Counts the dead letters on disk each time a snapshot is durable.
+    struct Peek {
+        dead: std::path::PathBuf,
+        seen: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl SnapshotPublisher for Peek {
+        fn publish(&mut self, _: &ModelFile) -> Result<(), DaemonError> {
+            let text = std::fs::read_to_string(&self.dead).unwrap_or_default();
+            self.seen
+                .lock()
+                .map_err(|e| DaemonError::Stage(e.to_string()))?
+                .push(text.lines().count());
+            Ok(())
+        }
+    }
+
+    fn model_file() -> ModelFile {
+        let model = GaussianMixture::new(
+            DVector::from_element(1, 1.0),
+            DMatrix::zeros(2, 1),
+            Covariances::Spherical(DVector::from_element(1, 1.0)),
+        )
+        .expect("a valid mixture");
+        ModelFile::new(
+            &model,
+            EstimatorInfo::Online(OnlineSettings::new(1)),
+            "t".into(),
+        )
+    }
+
+    #[test]
+    fn rejects_queued_before_a_snapshot_are_written_before_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dead = dir.path().join("dead.ndjson");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stage = OutputStage {
+            store: SnapshotStore::new(dir.path().join("snapshots"), 3, SnapshotFormat::Json),
+            scores: None,
+            dead_letters: Some(DeadLetterWriter::append(&dead).expect("open")),
+            publisher: Some(Box::new(Peek {
+                dead: dead.clone(),
+                seen: seen.clone(),
+            })),
+            committer: None,
+            counters: Arc::new(Counters::new()),
+            source_name: "test".into(),
+        };
+        let (out_tx, out_rx) = mpsc::channel(8);
+        let (reject_tx, reject_rx) = mpsc::channel(8);
+        let stage = std::thread::spawn(move || stage.run(out_rx, reject_rx));
+        // The stage is now waiting for an output, with no reject queued; the
+        // reject then comes first, as the batcher sends it, and the snapshot of
+        // the batch holding its record after.
+        std::thread::sleep(Duration::from_millis(50));
+        let rejected = Rejected {
+            reject: Reject::new(RejectReason::Parse, "not a number"),
+            location: "line 1".into(),
+            start: Some(0),
+            line: Some(1),
+            payload: b"x".to_vec(),
+            origin: Origin::Next(2),
+        };
+        reject_tx.blocking_send(vec![rejected]).expect("send");
+        out_tx
+            .blocking_send(Output::Snapshot(Box::new(model_file())))
+            .expect("send");
+        drop((out_tx, reject_tx));
+        stage.join().expect("the stage").expect("no error");
+        assert_eq!(*seen.lock().expect("lock"), vec![1]);
     }
 }
