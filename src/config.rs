@@ -902,7 +902,9 @@ mod shipped_files {
     use super::*;
 
     fn shipped(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(name)
     }
 
     #[test]
@@ -921,7 +923,9 @@ mod shipped_files {
         for (k, v) in table {
             let path = format!("{prefix}{k}");
             match v {
-                toml::Value::Table(t) if k != "properties" => out.extend(key_paths(t, &format!("{path}."))),
+                toml::Value::Table(t) if k != "properties" => {
+                    out.extend(key_paths(t, &format!("{path}.")))
+                }
                 _ => out.push(path),
             }
         }
