@@ -379,3 +379,64 @@ fn stdin_is_read_to_its_end_then_a_final_snapshot_is_written() {
         Some(gmm_stream::model::Positions::Stdin { points: 5_000 })
     );
 }
+
+/// Runs the binary, killing it (and failing) if it has not ended in two minutes.
+fn run_bounded(config: &Path, sets: &[&str]) -> (std::process::ExitStatus, String) {
+    let log = config.with_extension("log");
+    let mut child = spawn_binary(config, sets, &log);
+    let status = wait_timeout(&mut child, std::time::Duration::from_secs(120));
+    if status.is_none() {
+        child.kill().expect("kill the stalled daemon");
+        child.wait().expect("reap");
+    }
+    let stderr = std::fs::read_to_string(&log).expect("the log");
+    (status.expect("the daemon stalled"), stderr)
+}
+
+#[test]
+fn many_bad_records_between_outputs_never_stall_the_daemon() {
+    // Scores off and one snapshot at the end: nothing goes to the output stage
+    // but dead letters until the input ends. Rejects of more than 64 chunks used
+    // to fill their queue while the output stage waited for an output that the
+    // blocked batcher could never let come.
+    let stream = good_points(100_000);
+    let mut text = String::new();
+    for i in 0..stream.len() {
+        // Not first: a non-numeric first line would be the csv header.
+        if i % 200 == 100 {
+            text.push_str("bad,line\n");
+        }
+        text.push_str(&csv_line(stream.rows(i..i + 1)));
+        text.push('\n');
+    }
+    let work = Workdir::new();
+    let input = work.path("points.csv");
+    std::fs::write(&input, &text).expect("write");
+    let config = work.config_file(
+        "run.toml",
+        &file_config(&input, "csv", &work.snapshots(), ""),
+    );
+    let sets = ["model.components=2", "snapshot.every_points=0"];
+    let (status, stderr) = run_bounded(&config, &sets);
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(newest_snapshot(&work.snapshots()).points_seen, 100_000);
+    let summary = json_logs(&stderr)
+        .into_iter()
+        .find(|l| l["fields"]["message"] == "run ended")
+        .expect("a summary");
+    assert_eq!(summary["fields"]["rejected_parse"], 500);
+
+    // Nothing but bad records, with a dead-letter file: the run still ends.
+    let only_bad = work.path("bad.csv");
+    std::fs::write(&only_bad, "1.0,2.0,oops\n".repeat(80_000)).expect("write");
+    let dead = work.path("dead.ndjson");
+    let extra = format!("\n[dead_letter]\nsink = \"file\"\npath = {dead:?}\n");
+    let config = work.config_file(
+        "bad.toml",
+        &file_config(&only_bad, "csv", &work.path("bad-snapshots"), &extra),
+    );
+    let (status, stderr) = run_bounded(&config, &sets);
+    assert!(status.success(), "{status}: {stderr}");
+    let letters = std::fs::read_to_string(&dead).expect("dead letters");
+    assert_eq!(letters.lines().count(), 80_000);
+}

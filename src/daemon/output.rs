@@ -43,6 +43,12 @@ pub trait PositionCommitter: Send {
     fn commit(&mut self, positions: &Positions) -> Result<(), DaemonError>;
 }
 
+/// What the output stage's wait returned.
+enum Next {
+    Rejects(Option<Vec<Rejected>>),
+    Output(Option<Output>),
+}
+
 pub struct OutputStage {
     pub store: SnapshotStore,
     pub scores: Option<ScoresWriter>,
@@ -64,22 +70,34 @@ impl OutputStage {
         let mut log = RejectLog::default();
         let mut rejects_open = true;
         loop {
-            // Rejects are drained first: they are small, and their dead letters
-            // should be flushed by the next snapshot like the scores.
-            self.drain_rejects(&mut rejects, &mut rejects_open, &mut log)?;
-            match outputs.blocking_recv() {
-                Some(Output::Scores(batch)) => self.write_scores(&batch)?,
-                Some(Output::Snapshot(file)) => {
-                    // Again: the batcher sends a record's reject before the batch
-                    // holding the record, so every reject of the records this
-                    // snapshot covers is queued by now, though it may have arrived
-                    // while this stage waited. Written after the snapshot, it
-                    // would be lost to a crash in between: the restart resumes
-                    // past its record.
+            // Waits on both channels at once. Waiting for outputs alone (and
+            // draining rejects in between) deadlocked on input with many bad
+            // records and few outputs (scores off, snapshots rare): the batcher
+            // blocked on a full reject queue, so no batch, no output, no drain.
+            // Rejects come first: their dead letters should be flushed by the
+            // next snapshot like the scores.
+            let next = futures::executor::block_on(async {
+                tokio::select! {
+                    biased;
+                    batch = rejects.recv(), if rejects_open => Next::Rejects(batch),
+                    output = outputs.recv() => Next::Output(output),
+                }
+            });
+            match next {
+                Next::Rejects(Some(batch)) => self.reject(&batch, &mut log)?,
+                Next::Rejects(None) => rejects_open = false,
+                Next::Output(Some(Output::Scores(batch))) => self.write_scores(&batch)?,
+                Next::Output(Some(Output::Snapshot(file))) => {
+                    // The batcher sends a record's reject before the batch holding
+                    // the record, so every reject of the records this snapshot
+                    // covers is queued by now, though it may have arrived after
+                    // the wait above looked. Written after the snapshot, it would
+                    // be lost to a crash in between: the restart resumes past its
+                    // record.
                     self.drain_rejects(&mut rejects, &mut rejects_open, &mut log)?;
                     self.snapshot(&file)?;
                 }
-                None => break,
+                Next::Output(None) => break,
             }
         }
         while let Some(batch) = rejects.blocking_recv() {
