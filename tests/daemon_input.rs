@@ -440,3 +440,63 @@ fn many_bad_records_between_outputs_never_stall_the_daemon() {
     let letters = std::fs::read_to_string(&dead).expect("dead letters");
     assert_eq!(letters.lines().count(), 80_000);
 }
+
+#[test]
+fn sigterm_stops_a_daemon_waiting_on_an_idle_stdin() {
+    // The writer stays connected but sends nothing more: the source thread is
+    // blocked in a read that cannot be interrupted. SIGTERM must still stop the
+    // daemon, with a final snapshot of the whole batches (the partial one is
+    // dropped), rather than wait for input or EOF.
+    let stream = good_points(4_500);
+    let work = Workdir::new();
+    let input = work.path("unused.csv");
+    let config = work.config_file(
+        "run.toml",
+        &file_config(&input, "csv", &work.snapshots(), ""),
+    );
+    let mut child = run_command(
+        &config,
+        &[
+            "source.kind=stdin",
+            "model.components=2",
+            "estimator.batch_size=1000",
+            "estimator.warmup_points=1000",
+            "snapshot.every_points=1000",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("the binary starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut text = String::new();
+    for i in 0..stream.len() {
+        text.push_str(&csv_line(stream.rows(i..i + 1)));
+        text.push('\n');
+    }
+    stdin.write_all(text.as_bytes()).expect("write to stdin");
+    stdin.flush().expect("flush");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while newest_points(&work.snapshots()) != Some(4_000) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the points were not absorbed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let status = wait_timeout(&mut child, std::time::Duration::from_secs(20));
+    drop(stdin);
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("SIGTERM did not stop a daemon reading an idle stdin");
+    });
+    assert!(status.success(), "{status}");
+    let last = newest_snapshot(&work.snapshots());
+    assert_eq!(last.points_seen, 4_000, "the partial batch is dropped");
+}

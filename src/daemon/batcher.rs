@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::model::Positions;
 use crate::source::chunk::{Chunk, PositionTracker, RecordMark, Rejected, SourceMsg};
@@ -40,6 +41,9 @@ pub struct Batcher {
     pub batch_size: usize,
     pub timeout: Duration,
     pub tracker: PositionTracker,
+    /// Shutdown: stop at once, without waiting for the source to go away (a read
+    /// of an idle stdin may never return).
+    pub cancel: CancellationToken,
 }
 
 struct Pending {
@@ -61,9 +65,9 @@ impl Pending {
 }
 
 impl Batcher {
-    /// Runs until the source ends (the partial batch is sent, then `End`) or goes
-    /// away without ending (shutdown: the partial batch is dropped, so the last
-    /// snapshot's positions still point at its first record).
+    /// Runs until the source ends (the partial batch is sent, then `End`), goes
+    /// away without ending, or shutdown is asked (the partial batch is dropped, so
+    /// the last snapshot's positions still point at its first record).
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<SourceMsg>,
@@ -71,9 +75,12 @@ impl Batcher {
         rejects: mpsc::Sender<Vec<Rejected>>,
     ) {
         let mut pending = Pending::new();
+        let cancel = self.cancel.clone();
         loop {
             let msg = match pending.deadline {
                 Some(deadline) => tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return,
                     msg = rx.recv() => msg,
                     () = tokio::time::sleep_until(deadline) => {
                         if !self.emit(&mut pending, &tx).await {
@@ -82,7 +89,11 @@ impl Batcher {
                         continue;
                     }
                 },
-                None => rx.recv().await,
+                None => tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return,
+                    msg = rx.recv() => msg,
+                },
             };
             match msg {
                 Some(SourceMsg::Chunk(chunk)) => {
@@ -202,6 +213,7 @@ mod tests {
             batch_size: size,
             timeout: Duration::from_millis(timeout_ms),
             tracker: PositionTracker::file(std::path::Path::new("in.csv"), 0),
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -296,6 +308,29 @@ mod tests {
     async fn a_source_that_goes_away_without_ending_drops_its_partial_batch() {
         let out = collect(batcher(100, 10_000), vec![SourceMsg::Chunk(chunk(0, &[5]))]).await;
         assert!(out.is_empty(), "a partial batch was sent on shutdown");
+    }
+
+    #[tokio::test]
+    async fn shutdown_drops_the_partial_batch_without_waiting_for_the_source() {
+        let (src_tx, src_rx) = mpsc::channel(16);
+        let (tx, mut rx) = mpsc::channel(16);
+        let (rej_tx, _rej_rx) = mpsc::channel(16);
+        let b = batcher(100, 10_000);
+        let cancel = b.cancel.clone();
+        let task = tokio::spawn(b.run(src_rx, tx, rej_tx));
+        src_tx
+            .send(SourceMsg::Chunk(chunk(0, &[5])))
+            .await
+            .expect("send");
+        tokio::task::yield_now().await;
+        // The source is still there (src_tx lives), as a reader blocked on input.
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the batcher stops on shutdown")
+            .expect("no panic");
+        assert!(rx.recv().await.is_none(), "a partial batch was sent");
+        drop(src_tx);
     }
 
     #[tokio::test(start_paused = true)]

@@ -39,6 +39,8 @@ const SOURCE_QUEUE: usize = 8;
 const BATCH_QUEUE: usize = 2;
 const OUTPUT_QUEUE: usize = 8;
 const REJECT_QUEUE: usize = 64;
+/// How long shutdown waits for a source thread blocked in a read.
+const SOURCE_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -121,6 +123,7 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
         batch_size: config.estimator.batch_size,
         timeout: Duration::from_millis(config.estimator.batch_timeout_ms),
         tracker: source.tracker.clone(),
+        cancel: cancel.clone(),
     };
     let batcher = tokio::spawn(batcher.run(src_rx, batch_tx, reject_tx));
 
@@ -166,7 +169,19 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     }
     let written = join(output).await;
     let _ = batcher.await;
-    let sourced = source.handle.await;
+    let sourced = if cancel.is_cancelled() {
+        // On shutdown everything is written by now. A source blocked in a read
+        // that cannot be interrupted (an idle stdin) is not waited for long.
+        match tokio::time::timeout(SOURCE_GRACE, source.handle).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::info!("the source is blocked in a read: stopping without it");
+                Ok(Ok(()))
+            }
+        }
+    } else {
+        source.handle.await
+    };
     cancel.cancel();
     let _ = status.await;
     summarize(&counters);
