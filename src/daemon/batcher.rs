@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::model::Positions;
 use crate::source::chunk::{Ack, Chunk, PositionTracker, RecordMark, Rejected, SourceMsg};
@@ -45,6 +46,9 @@ pub struct Batcher {
     pub batch_size: usize,
     pub timeout: Duration,
     pub tracker: PositionTracker,
+    /// Shutdown: stop at once, without waiting for the source to go away (a read
+    /// of an idle stdin may never return).
+    pub cancel: CancellationToken,
 }
 
 struct Pending {
@@ -66,9 +70,9 @@ impl Pending {
 }
 
 impl Batcher {
-    /// Runs until the source ends (the partial batch is sent, then `End`) or goes
-    /// away without ending (shutdown: the partial batch is dropped, so the last
-    /// snapshot's positions still point at its first record).
+    /// Runs until the source ends (the partial batch is sent, then `End`), goes
+    /// away without ending, or shutdown is asked (the partial batch is dropped, so
+    /// the last snapshot's positions still point at its first record).
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<SourceMsg>,
@@ -76,9 +80,12 @@ impl Batcher {
         rejects: mpsc::Sender<Vec<Rejected>>,
     ) {
         let mut pending = Pending::new();
+        let cancel = self.cancel.clone();
         loop {
             let msg = match pending.deadline {
                 Some(deadline) => tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return,
                     msg = rx.recv() => msg,
                     () = tokio::time::sleep_until(deadline) => {
                         if !self.emit_or_advance(&mut pending, &tx).await {
@@ -87,7 +94,11 @@ impl Batcher {
                         continue;
                     }
                 },
-                None => rx.recv().await,
+                None => tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return,
+                    msg = rx.recv() => msg,
+                },
             };
             match msg {
                 Some(SourceMsg::Chunk(chunk)) => {
@@ -127,13 +138,12 @@ impl Batcher {
     ) -> bool {
         let total = chunk.marks.last().map_or(0, |m| m.points_end);
         let dim = chunk.values.len().checked_div(total).unwrap_or(0);
-        let mut start = 0;
+        // Points are copied in runs (up to each batch's cut, then the rest), not
+        // record by record: with one point per record that was a copy per point.
+        let (mut start, mut copied) = (0, 0);
         for mark in chunk.marks {
             let end = mark.points_end;
             if end > start {
-                pending
-                    .values
-                    .extend_from_slice(&chunk.values[start * dim..end * dim]);
                 pending.n_points += end - start;
             }
             // Rejected records too: on a quiet stream, the position must still
@@ -147,10 +157,15 @@ impl Batcher {
                 points_end: pending.n_points,
                 origin: mark.origin,
             });
-            if pending.n_points >= self.batch_size && !self.emit(pending, tx).await {
-                return false;
+            if pending.n_points >= self.batch_size {
+                self.copy(pending, &chunk.values[copied * dim..end * dim], dim);
+                copied = end;
+                if !self.emit(pending, tx).await {
+                    return false;
+                }
             }
         }
+        self.copy(pending, &chunk.values[copied * dim..start * dim], dim);
         true
     }
 
@@ -168,6 +183,15 @@ impl Batcher {
         tx.send(BatchMsg::Positions(self.tracker.positions()))
             .await
             .is_ok()
+    }
+
+    /// Appends points to the pending batch, which is sized for a whole batch at
+    /// its first points rather than grown by doubling.
+    fn copy(&self, pending: &mut Pending, values: &[f64], dim: usize) {
+        if pending.values.capacity() == 0 && !values.is_empty() {
+            pending.values.reserve(self.batch_size.saturating_mul(dim));
+        }
+        pending.values.extend_from_slice(values);
     }
 
     /// Sends the pending points as a batch (nothing if there are none). False when
@@ -219,6 +243,7 @@ mod tests {
             batch_size: size,
             timeout: Duration::from_millis(timeout_ms),
             tracker: PositionTracker::file(std::path::Path::new("in.csv"), 0),
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -313,6 +338,29 @@ mod tests {
     async fn a_source_that_goes_away_without_ending_drops_its_partial_batch() {
         let out = collect(batcher(100, 10_000), vec![SourceMsg::Chunk(chunk(0, &[5]))]).await;
         assert!(out.is_empty(), "a partial batch was sent on shutdown");
+    }
+
+    #[tokio::test]
+    async fn shutdown_drops_the_partial_batch_without_waiting_for_the_source() {
+        let (src_tx, src_rx) = mpsc::channel(16);
+        let (tx, mut rx) = mpsc::channel(16);
+        let (rej_tx, _rej_rx) = mpsc::channel(16);
+        let b = batcher(100, 10_000);
+        let cancel = b.cancel.clone();
+        let task = tokio::spawn(b.run(src_rx, tx, rej_tx));
+        src_tx
+            .send(SourceMsg::Chunk(chunk(0, &[5])))
+            .await
+            .expect("send");
+        tokio::task::yield_now().await;
+        // The source is still there (src_tx lives), as a reader blocked on input.
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the batcher stops on shutdown")
+            .expect("no panic");
+        assert!(rx.recv().await.is_none(), "a partial batch was sent");
+        drop(src_tx);
     }
 
     #[tokio::test(start_paused = true)]

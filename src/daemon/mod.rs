@@ -41,6 +41,8 @@ const SOURCE_QUEUE: usize = 8;
 const BATCH_QUEUE: usize = 2;
 const OUTPUT_QUEUE: usize = 8;
 const REJECT_QUEUE: usize = 64;
+/// How long shutdown waits for a source thread blocked in a read.
+const SOURCE_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -133,6 +135,7 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
         batch_size: config.estimator.batch_size,
         timeout: Duration::from_millis(config.estimator.batch_timeout_ms),
         tracker: source.tracker.clone(),
+        cancel: cancel.clone(),
     };
     let batcher = tokio::spawn(batcher.run(src_rx, batch_tx, reject_tx));
 
@@ -181,18 +184,55 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     }
     let written = join(output).await;
     let _ = batcher.await;
-    let sourced = source.handle.await;
+    let sourced = if cancel.is_cancelled() {
+        // On shutdown everything is written by now. A source blocked in a read
+        // that cannot be interrupted (an idle stdin) is not waited for long.
+        match tokio::time::timeout(SOURCE_GRACE, source.handle).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::info!("the source is blocked in a read: stopping without it");
+                Ok(Ok(()))
+            }
+        }
+    } else {
+        source.handle.await
+    };
     cancel.cancel();
     let _ = status.await;
     if let Some(http) = http {
         let _ = http.await;
     }
+    summarize(&counters);
     estimated?;
     written?;
     match sourced {
         Ok(result) => result,
         Err(e) => Err(DaemonError::Stage(e.to_string())),
     }
+}
+
+/// One last line with the run's totals. The status lines give rejects only in
+/// total and the per-reason warnings are rate-limited, so this is where the exact
+/// count of every reason is told.
+fn summarize(counters: &Counters) {
+    use crate::source::RejectReason as R;
+    use std::sync::atomic::Ordering::Relaxed;
+    tracing::info!(
+        points_seen = counters.points_absorbed.load(Relaxed),
+        batches = counters.batches.load(Relaxed),
+        model_version = counters.model_version.load(Relaxed),
+        snapshots = counters.snapshots.load(Relaxed),
+        failed_points = counters.failed_points.load(Relaxed),
+        anomalies = counters.anomalies.load(Relaxed),
+        rejected = counters.rejects_total(),
+        rejected_parse = counters.rejects(R::Parse),
+        rejected_dimension = counters.rejects(R::Dimension),
+        rejected_non_finite = counters.rejects(R::NonFinite),
+        rejected_missing_field = counters.rejects(R::MissingField),
+        rejected_fields_needed = counters.rejects(R::FieldsNeeded),
+        rejected_too_large = counters.rejects(R::TooLarge),
+        "run ended"
+    );
 }
 
 async fn join(handle: tokio::task::JoinHandle<Result<(), DaemonError>>) -> Result<(), DaemonError> {

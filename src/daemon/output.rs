@@ -58,6 +58,12 @@ pub enum DeadLetterTarget {
     Kafka { topic: String },
 }
 
+/// What the output stage's wait returned.
+enum Next {
+    Rejects(Option<Vec<Rejected>>),
+    Output(Option<Output>),
+}
+
 pub struct OutputStage {
     pub store: SnapshotStore,
     pub scores: ScoresTarget,
@@ -83,23 +89,37 @@ impl OutputStage {
         let mut log = RejectLog::default();
         let mut rejects_open = true;
         loop {
-            // Rejects are drained first: they are small, and their dead letters
-            // should be flushed by the next snapshot like the scores.
-            self.drain_rejects(&mut rejects, &mut rejects_open, &mut log)?;
-            match outputs.blocking_recv() {
-                Some(Output::Scores(batch)) => self.write_scores(&batch)?,
-                Some(Output::Snapshot { file, ack }) => {
-                    // The batcher sends a record's rejects before the batch that
-                    // moves the position past it, but they may have arrived while
-                    // this stage waited above: write them before the snapshot
-                    // makes that position durable, or a crash would lose them.
+            // Waits on both channels at once. Waiting for outputs alone (and
+            // draining rejects in between) deadlocked on input with many bad
+            // records and few outputs (scores off, snapshots rare): the batcher
+            // blocked on a full reject queue, so no batch, no output, no drain.
+            // Rejects come first: their dead letters should be flushed by the
+            // next snapshot like the scores.
+            let next = futures::executor::block_on(async {
+                tokio::select! {
+                    biased;
+                    batch = rejects.recv(), if rejects_open => Next::Rejects(batch),
+                    output = outputs.recv() => Next::Output(output),
+                }
+            });
+            match next {
+                Next::Rejects(Some(batch)) => self.reject(&batch, &mut log)?,
+                Next::Rejects(None) => rejects_open = false,
+                Next::Output(Some(Output::Scores(batch))) => self.write_scores(&batch)?,
+                Next::Output(Some(Output::Snapshot { file, ack })) => {
+                    // The batcher sends a record's reject before the batch holding
+                    // the record, so every reject of the records this snapshot
+                    // covers is queued by now, though it may have arrived after
+                    // the wait above looked. Written after the snapshot, it would
+                    // be lost to a crash in between: the restart resumes past its
+                    // record.
                     self.drain_rejects(&mut rejects, &mut rejects_open, &mut log)?;
                     self.snapshot(&file)?;
                     if let Some(ack) = ack {
                         let _ = ack.send(());
                     }
                 }
-                None => break,
+                Next::Output(None) => break,
             }
         }
         while let Some(batch) = rejects.blocking_recv() {

@@ -105,8 +105,21 @@ fn start_file(
         start,
         max_record_bytes: config.source.max_record_bytes,
     };
-    let handle =
-        tokio::task::spawn_blocking(move || source.run(tx, cancel).map_err(DaemonError::from));
+    // A thread of its own rather than the blocking pool: a read of an idle stdin
+    // cannot be interrupted, and the runtime waits for its blocking pool when it
+    // shuts down, which would keep a stopped daemon from exiting.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("gmm-stream-source".into())
+        .spawn(move || {
+            let _ = done_tx.send(source.run(tx, cancel).map_err(DaemonError::from));
+        })
+        .map_err(|e| DaemonError::Stage(format!("cannot start the source thread: {e}")))?;
+    let handle = tokio::spawn(async move {
+        done_rx
+            .await
+            .unwrap_or_else(|_| Err(DaemonError::Stage("the source thread panicked".into())))
+    });
     Ok(StartedSource {
         tracker,
         handle,

@@ -214,7 +214,8 @@ pub fn kmeans_plusplus_trimmed<R: Rng + ?Sized>(
                 .into_par_iter()
                 .map(|j| closest[j].min(sq_dist(point(j), point(cand))))
                 .collect();
-            let pot: f64 = dists.iter().filter(|&&v| v <= trim_cap(&dists, trim)).sum();
+            let cand_cap = trim_cap(&dists, trim);
+            let pot: f64 = dists.iter().filter(|&&v| v <= cand_cap).sum();
             if best.as_ref().is_none_or(|(p, _, _)| pot < *p) {
                 best = Some((pot, cand, dists));
             }

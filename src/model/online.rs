@@ -27,6 +27,9 @@ use super::mstep::{m_step, Prior};
 use super::schedule::{decay_factor, elapsed, HalfLifeUnit, Schedule};
 use super::stats::{Scatter, SufficientStats};
 
+/// Initialisations tried on the warm-up (and rebuild) buffer.
+const WARMUP_INITS: usize = 4;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OnlineSettings {
     pub n_components: usize,
@@ -400,7 +403,9 @@ impl OnlineEm {
             max_iter: s.warmup_iterations,
             tol: 1e-3,
             reg_covar: s.reg_covar,
-            n_init: 1,
+            // One unlucky start would stay with the stream (a cluster split in two
+            // beside two others merged): keep the best of a few, cheap on a buffer.
+            n_init: WARMUP_INITS,
             start: Start::Init(InitMethod::KMeans),
             seed: s.seed,
             prior: prior.clone(),

@@ -13,7 +13,6 @@
 //! bad record cannot swamp the disk. (Dead letters to Kafka are produced elsewhere,
 //! from [`DeadLetter::write_json`].)
 
-use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -132,16 +131,10 @@ pub struct DeadLetterWriter {
 }
 
 impl DeadLetterWriter {
-    /// Appends to `path`, creating it (not its directory) when missing.
+    /// Appends to `path`, creating it (not its directory) when missing; a torn
+    /// last line left by a killed run is cut first.
     pub fn append(path: &Path) -> Result<Self, SinkError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(SinkError::io(format!(
-                "cannot open the dead-letter file {}",
-                path.display()
-            )))?;
+        let file = super::open_append_whole_lines(path, "dead-letter file")?;
         Ok(Self {
             out: BufWriter::new(file),
             path: path.to_path_buf(),

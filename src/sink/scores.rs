@@ -10,7 +10,6 @@
 //! This runs for every point, so a record borrows its data and is serialized
 //! straight into the writer's buffer: no allocation per point.
 
-use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -136,16 +135,10 @@ impl ScoresWriter {
         Self::from_writer(io::stdout(), "stdout")
     }
 
-    /// Appends to `path`, creating it (not its directory) when missing.
+    /// Appends to `path`, creating it (not its directory) when missing; a torn
+    /// last line left by a killed run is cut first.
     pub fn append(path: &Path) -> Result<Self, SinkError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(SinkError::io(format!(
-                "cannot open the scores file {}",
-                path.display()
-            )))?;
+        let file = super::open_append_whole_lines(path, "scores file")?;
         Ok(Self::from_writer(file, path.display().to_string()))
     }
 

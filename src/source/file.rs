@@ -3,7 +3,7 @@
 //! resumed and always starts where the stream is.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::chunk::{Chunk, Origin, RecordMark, Rejected, SourceMsg};
-use super::{DecodeConfig, DecodeConfigError, Decoder, RecordReader};
+use super::{DecodeConfig, DecodeConfigError, Decoder, Format, RecordReader};
 
 /// Points per chunk: large enough to amortise channel traffic, small enough that a
 /// chunk never holds much more than a batch.
@@ -73,8 +73,8 @@ impl FileSource {
         }
     }
 
-    /// Opens the file at the resume offset. A csv header picked by `fields` is read
-    /// from the file's first line, since reading starts past it.
+    /// Opens the file at the resume offset. A csv file's header (or its absence)
+    /// is read from its start first, since reading starts past it.
     fn open_at(&self, path: &Path, decoder: &mut Decoder) -> Result<File, SourceError> {
         let open = |p: &Path| {
             File::open(p).map_err(|error| SourceError::Open {
@@ -100,20 +100,8 @@ impl FileSource {
                 len,
             });
         }
-        if self.decode.fields.is_some() && !decoder.format().is_binary() {
-            let mut first = Vec::new();
-            BufReader::new(open(path)?)
-                .take(self.max_record_bytes as u64)
-                .read_until(b'\n', &mut first)
-                .map_err(|error| SourceError::Read {
-                    name: self.name(),
-                    error,
-                })?;
-            let line = first.strip_suffix(b"\n").unwrap_or(&first);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            // A first line that is not a header leaves nothing to prime; the rows
-            // will then be rejected one by one, which says why.
-            let _ = decoder.prime_header(line);
+        if decoder.format() == Format::Csv {
+            self.prime_csv_header(open(path)?, decoder)?;
         }
         file.seek(SeekFrom::Start(self.start))
             .map_err(|error| SourceError::Read {
@@ -121,6 +109,47 @@ impl FileSource {
                 error,
             })?;
         Ok(file)
+    }
+
+    /// Shows the decoder the file's header, or its absence, as reading from the
+    /// start would have: the first non-blank line before the resume offset that
+    /// the framing yields. Not only for `fields`: without it, the first line read
+    /// after the offset is taken for a header when none of it is a number, and a
+    /// bad line there would then set the width of every row after it.
+    fn prime_csv_header(&self, file: File, decoder: &mut Decoder) -> Result<(), SourceError> {
+        let mut records =
+            RecordReader::new(BufReader::new(file), decoder.framing(NonZeroUsize::MIN))
+                .with_max_record_bytes(self.max_record_bytes);
+        loop {
+            let record = records.next_record().map_err(|error| SourceError::Read {
+                name: self.name(),
+                error,
+            })?;
+            let Some(record) = record else {
+                return Ok(());
+            };
+            if record.start >= self.start {
+                return Ok(());
+            }
+            // An over-long line is refused by the framing before any decoding,
+            // so it never is the header; nor is a blank line.
+            let Ok(line) = record.payload else {
+                continue;
+            };
+            let line = line.trim_ascii();
+            if line
+                .strip_prefix(b"\xEF\xBB\xBF")
+                .unwrap_or(line)
+                .trim_ascii()
+                .is_empty()
+            {
+                continue;
+            }
+            // A header that cannot serve the configured fields leaves every row
+            // refused, each saying why; nothing to report here.
+            let _ = decoder.prime_header(line);
+            return Ok(());
+        }
     }
 
     fn pump<R: BufRead>(
@@ -141,7 +170,9 @@ impl FileSource {
         let mut chunk = Chunk::default();
         let mut scratch = Vec::new();
         loop {
-            if cancel.is_cancelled() {
+            // Checked once per chunk, not per record: the token takes a lock, and
+            // a chunk is read in well under a millisecond.
+            if chunk.marks.is_empty() && cancel.is_cancelled() {
                 return Ok(());
             }
             let record = records.next_record().map_err(|error| SourceError::Read {
@@ -154,7 +185,7 @@ impl FileSource {
             let before = chunk.values.len();
             let (start, origin_end) = (record.start, record.end);
             let line = record.location.line();
-            let location = record.location.to_string();
+            let location = record.location;
             match record.payload {
                 Ok(bytes) => {
                     let mut rejects = Vec::new();
@@ -173,10 +204,11 @@ impl FileSource {
             } else {
                 Origin::Next(origin_end)
             };
+            // Locations are formatted only for rejects: most records have none.
             for (reject, payload) in scratch.drain(..) {
                 let location = match reject.index {
                     Some(i) => format!("{location}, point {}", i + 1),
-                    None => location.clone(),
+                    None => location.to_string(),
                 };
                 chunk.rejects.push(Rejected {
                     reject,
@@ -208,4 +240,62 @@ impl FileSource {
 /// False when the pipeline is gone (shutting down).
 fn send(tx: &mpsc::Sender<SourceMsg>, chunk: Chunk) -> bool {
     tx.blocking_send(SourceMsg::Chunk(chunk)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Format, RejectReason};
+
+    /// Reads `text` (csv, 2-d) from byte `start` as the daemon resumes a file:
+    /// the points and the reject reasons.
+    fn resume(text: &str, start: usize) -> (Vec<f64>, Vec<RejectReason>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("points.csv");
+        std::fs::write(&path, text).expect("write");
+        let mut decode = DecodeConfig::new(Format::Csv);
+        decode.dim = Some(2);
+        let source = FileSource {
+            path: Some(path),
+            decode,
+            start: start as u64,
+            max_record_bytes: 64,
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        source.run(tx, CancellationToken::new()).expect("reads");
+        let (mut points, mut reasons) = (Vec::new(), Vec::new());
+        while let Ok(msg) = rx.try_recv() {
+            if let SourceMsg::Chunk(c) = msg {
+                points.extend(c.values);
+                reasons.extend(c.rejects.iter().map(|r| r.reject.reason));
+            }
+        }
+        (points, reasons)
+    }
+
+    #[test]
+    fn a_header_like_bad_line_read_first_after_a_resume_is_still_a_bad_line() {
+        // Before, the first line read after the offset could become the header:
+        // "x,y" was swallowed and then, as a header of another width, would have
+        // refused every row after it.
+        let text = "1,2\n3,4\nx,y\n5,6\n";
+        let (points, reasons) = resume(text, text.find("x,y").expect("there"));
+        assert_eq!(points, [5.0, 6.0]);
+        assert_eq!(reasons, [RejectReason::Parse]);
+    }
+
+    #[test]
+    fn the_header_is_found_past_blank_and_over_long_first_lines() {
+        let long = "9".repeat(100);
+        // The header is the first non-blank line the framing yields: here "a,b".
+        let text = format!("\n  \n{long}\na,b\n1,2\n3,4\n");
+        let (points, reasons) = resume(&text, text.find("3,4").expect("there"));
+        assert_eq!(points, [3.0, 4.0]);
+        assert!(reasons.is_empty());
+        // Resuming right after a header-less file's first row.
+        let text = "1,2\na,b\n3,4\n";
+        let (points, reasons) = resume(text, 4);
+        assert_eq!(points, [3.0, 4.0]);
+        assert_eq!(reasons, [RejectReason::Parse]);
+    }
 }
