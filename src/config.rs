@@ -752,9 +752,15 @@ fn describe(e: figment::Error) -> String {
             let origin = err
                 .metadata
                 .as_ref()
-                .map(|m| format!(" (from {})", m.name))
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (from {} {source})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
                 .unwrap_or_default();
-            format!("{key}{}{origin}", err.kind)
+            // A TOML syntax error spans lines; the log wants one.
+            let kind = err.kind.to_string();
+            let kind = kind.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("{key}{kind}{origin}")
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -827,6 +833,21 @@ mod tests {
             load(None, &[], &["components=3"]),
             Err(ConfigError::BadSet(_))
         ));
+    }
+
+    #[test]
+    fn file_errors_name_the_file_on_one_line() {
+        let f = file("[source]\nformat = \n");
+        let err = Config::load_from(Some(f.path()), &[], &[]).expect_err("syntax");
+        let msg = err.to_string();
+        assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        let f = file("[source]\nfromat = \"csv\"\n");
+        let err = Config::load_from(Some(f.path()), &[], &[]).expect_err("unknown");
+        assert!(
+            err.to_string().contains(&f.path().display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod daemon;
 pub mod http;
+pub mod kafka;
 pub mod model;
 pub mod sink;
 pub mod source;

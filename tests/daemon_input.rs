@@ -246,7 +246,7 @@ fn bad_binary_points_are_counted_dead_lettered_and_skipped() {
     }
     // A truncated last point.
     expected.push((bytes.len() as u64, "parse"));
-    bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 1, 2, 3]);
+    bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 1, 2, 3]); // 11 bytes
     let work = Workdir::new();
     let input = work.path("points.f64");
     std::fs::write(&input, &bytes).expect("write");
@@ -264,9 +264,9 @@ fn bad_binary_points_are_counted_dead_lettered_and_skipped() {
         .collect();
     let want: Vec<(u64, String)> = expected.iter().map(|(o, r)| (*o, r.to_string())).collect();
     assert_eq!(got, want);
-    // Binary payloads are kept as base64: the bad point's exact bytes. (The
-    // framing reports a truncated tail without its bytes, so that letter has an
-    // empty payload; its detail says how many bytes there were.)
+    // Binary payloads are kept as base64: the bad point's exact bytes, and the
+    // truncated tail's bytes as they were.
+    let tail_bytes = [0u8, 0, 0, 0, 0, 0, 0xf0, 0x3f, 1, 2, 3];
     let nan_point: Vec<u8> = [1.0, f64::NAN]
         .iter()
         .flat_map(|v| v.to_le_bytes())
@@ -276,7 +276,7 @@ fn bad_binary_points_are_counted_dead_lettered_and_skipped() {
         assert_eq!(d["payload_base64"], nan_point.as_str(), "{d}");
     }
     let tail = &out.dead[out.dead.len() - 1];
-    assert_eq!(tail["payload"], "", "{tail}");
+    assert_eq!(tail["payload_base64"], BASE64.encode(tail_bytes), "{tail}");
     assert!(
         tail["detail"]
             .as_str()

@@ -64,7 +64,7 @@ impl RecordWriter {
             let responsibilities = &resp[j * k..(j + 1) * k];
             let record = ScoreRecord {
                 log_density,
-                cluster: argmax(responsibilities),
+                cluster: gmm_stream::model::most_responsible(responsibilities),
                 responsibilities,
                 anomaly: self.threshold.map(|t| log_density < t),
             };
@@ -75,17 +75,6 @@ impl RecordWriter {
         }
         Ok(())
     }
-}
-
-/// The most responsible component (the first of equals, as numpy's argmax).
-fn argmax(values: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 fn write_json(out: &mut impl Write, record: &ScoreRecord<'_>) -> io::Result<()> {

@@ -408,3 +408,15 @@ fn close(stats: &mut SufficientStats, k: usize, centre: &[f64], sums: &mut Centr
     }
     sums.clear();
 }
+
+/// The most responsible component of one point's responsibilities (the first of
+/// equals, as numpy's argmax).
+pub fn most_responsible(responsibilities: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in responsibilities.iter().enumerate() {
+        if v > responsibilities[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -27,7 +27,7 @@ pub use covariance::{CovarianceType, Covariances};
 pub use drift::{BatchLevel, DriftSettings, DriftState};
 pub use em::{em_step, fit, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
-pub use estep::{EvalRequest, Evaluation};
+pub use estep::{most_responsible, EvalRequest, Evaluation};
 pub use format::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, Positions,
     FORMAT_NAME, FORMAT_VERSION,

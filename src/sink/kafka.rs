@@ -101,17 +101,7 @@ impl KafkaSink {
                 brokers: brokers.to_string(),
                 error,
             })?;
-        let existing: Vec<&str> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .map(|t| t.name())
-            .collect();
-        let missing: Vec<String> = topics
-            .iter()
-            .filter(|t| !existing.contains(&t.as_str()))
-            .cloned()
-            .collect();
+        let missing = crate::kafka::missing_topics(&metadata, topics);
         if missing.is_empty() {
             Ok(())
         } else {

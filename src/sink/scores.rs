@@ -66,7 +66,7 @@ impl<'a> ScoreRecord<'a> {
         let log_density = evaluation.log_density.get(j).copied().unwrap_or(f64::NAN);
         Self {
             log_density,
-            cluster: argmax(responsibilities),
+            cluster: crate::model::most_responsible(responsibilities),
             responsibilities,
             anomaly: is_anomaly(log_density, threshold),
             threshold,
@@ -80,16 +80,6 @@ impl<'a> ScoreRecord<'a> {
         // Serializing plain numbers, strings and bools into a Vec cannot fail.
         let _ = serde_json::to_writer(out, self);
     }
-}
-
-fn argmax(values: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 impl Serialize for ScoreRecord<'_> {

@@ -194,7 +194,7 @@ impl FileSource {
                         scratch.push((r, bytes.to_vec()));
                     }
                 }
-                Err(reject) => scratch.push((reject, Vec::new())),
+                Err(reject) => scratch.push((reject, record.held.to_vec())),
             }
             let dim = decoder.dim().unwrap_or(1);
             let added = (chunk.values.len() - before) / dim;

@@ -11,7 +11,7 @@
 //! prefetch queue (`queued.max.messages.kbytes`) keeps memory flat meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -87,6 +87,12 @@ pub struct SourceContext {
 /// topic → partition → offset.
 type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
 
+/// Locks `mutex`, going on after a panic elsewhere: every holder leaves the data
+/// whole between statements, and the snapshot, not this state, is the truth.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl ClientContext for SourceContext {
     /// librdkafka's periodic statistics carry each partition's lag behind its
     /// high watermark, measured from the committed offset (what monitoring sees).
@@ -161,7 +167,7 @@ impl SourceContext {
     /// (Should the newest snapshot be corrupt and an older one restored, the
     /// points in between are then in neither; that is logged.)
     fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        let durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
+        let durable = locked(&self.durable);
         let starts: Vec<(String, i32, i64)> = tpl
             .elements()
             .iter()
@@ -184,10 +190,7 @@ impl SourceContext {
         // Where the snapshot is ahead of the group (our last commit failed), the
         // polling thread commits the snapshot's offsets soon; a failed commit
         // still pending for these partitions is stale and dropped.
-        let mut failed = self
-            .failed_commit
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut failed = locked(&self.failed_commit);
         for (topic, partition, snapshot) in starts {
             let group = committed.as_ref().map(|c| {
                 match c.find_partition(&topic, partition).map(|e| e.offset()) {
@@ -241,7 +244,7 @@ impl SourceContext {
     }
 
     fn take_pending(&self) -> Option<(mpsc::Sender<SourceMsg>, Chunk)> {
-        let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut link = locked(&self.link);
         let link = link.as_mut()?;
         Some((link.tx.clone(), std::mem::take(&mut link.pending)))
     }
@@ -313,18 +316,7 @@ impl KafkaSource {
                 brokers: brokers.to_string(),
                 error,
             })?;
-        let existing: Vec<&str> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .map(|t| t.name())
-            .collect();
-        let mut missing: Vec<String> = required
-            .iter()
-            .filter(|t| !existing.contains(&t.as_str()))
-            .cloned()
-            .collect();
-        missing.dedup();
+        let missing = crate::kafka::missing_topics(&metadata, required);
         if !missing.is_empty() {
             return Err(KafkaSourceError::MissingTopics(missing));
         }
@@ -366,12 +358,7 @@ impl KafkaSource {
     }
 
     fn set_link(&self, link: Option<Link>) {
-        *self
-            .consumer
-            .context()
-            .link
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = link;
+        *locked(&self.consumer.context().link) = link;
     }
 
     fn poll_until(
@@ -415,12 +402,7 @@ impl KafkaSource {
     }
 
     fn pending_len(&self) -> usize {
-        let link = self
-            .consumer
-            .context()
-            .link
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let link = locked(&self.consumer.context().link);
         link.as_ref()
             .map_or(0, |l| l.pending.marks.len() + l.pending.rejects.len())
     }
@@ -437,12 +419,7 @@ impl KafkaSource {
             partition,
             offset,
         };
-        let mut link = self
-            .consumer
-            .context()
-            .link
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut link = locked(&self.consumer.context().link);
         let Some(link) = link.as_mut() else {
             return false;
         };
@@ -475,7 +452,6 @@ impl KafkaSource {
     /// Sends the pending chunk, waiting while the pipeline is full. False when the
     /// pipeline is gone.
     ///
-    ///
     /// A pipeline full for a moment (a batch's EM step) is waited for with the
     /// partitions running: librdkafka bounds its own queue of prefetched messages
     /// (`queued.max.messages.kbytes`), and pausing would throw that queue away, to
@@ -486,12 +462,7 @@ impl KafkaSource {
     /// for the send.
     fn send_pending(&self, tx: &mpsc::Sender<SourceMsg>, runtime: &tokio::runtime::Handle) -> bool {
         let chunk = {
-            let mut link = self
-                .consumer
-                .context()
-                .link
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut link = locked(&self.consumer.context().link);
             match link.as_mut() {
                 Some(l) => std::mem::take(&mut l.pending),
                 None => return false,
@@ -531,17 +502,12 @@ pub struct KafkaCommitter {
 impl KafkaCommitter {
     pub fn commit(&self, positions: &BTreeMap<String, BTreeMap<i32, i64>>) {
         {
-            let mut durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut durable = locked(&self.durable);
             for (topic, partitions) in positions {
                 durable.entry(topic.clone()).or_default().extend(partitions);
             }
         }
-        let mut failed = self
-            .consumer
-            .context()
-            .failed_commit
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut failed = locked(&self.consumer.context().failed_commit);
         // Whatever failed before is superseded by these newer offsets.
         *failed = None;
         let Some(tpl) = assigned_offsets(&self.consumer, positions) else {

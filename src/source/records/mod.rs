@@ -74,6 +74,10 @@ pub struct Record<'a> {
     /// the framing could not produce them: a line over the size limit, or a
     /// truncated binary record at the end of the input.
     pub payload: Result<&'a [u8], Reject>,
+    /// The bytes behind a rejected payload, for the dead letter: a truncated
+    /// record's bytes; empty for an over-long line (not kept, to bound memory)
+    /// and for an accepted record.
+    pub held: &'a [u8],
 }
 
 /// Reads records from a `BufRead`; see the module documentation.
@@ -155,6 +159,7 @@ impl<R: BufRead> RecordReader<R> {
                 end: self.offset,
                 location,
                 payload: Ok(strip_cr(line)),
+                held: &[],
             }));
         }
         let (consumed, fits) = self.assemble_line()?;
@@ -178,6 +183,7 @@ impl<R: BufRead> RecordReader<R> {
             end: self.offset,
             location,
             payload,
+            held: &[],
         }))
     }
 
@@ -239,6 +245,7 @@ impl<R: BufRead> RecordReader<R> {
                 end: self.offset,
                 location,
                 payload: Ok(chunk),
+                held: &[],
             }));
         }
         let got = self.assemble_fixed(size)?;
@@ -246,18 +253,18 @@ impl<R: BufRead> RecordReader<R> {
             return Ok(None);
         }
         self.offset += got as u64;
-        let payload = if got == size {
-            Ok(&self.assembled[..])
+        let (payload, held) = if got == size {
+            (Ok(&self.assembled[..]), &[][..])
         } else {
-            Err(Reject::parse(format!(
-                "truncated record: {got} bytes, expected {size}"
-            )))
+            let reject = Reject::parse(format!("truncated record: {got} bytes, expected {size}"));
+            (Err(reject), &self.assembled[..])
         };
         Ok(Some(Record {
             start,
             end: self.offset,
             location,
             payload,
+            held,
         }))
     }
 

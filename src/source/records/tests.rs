@@ -147,6 +147,16 @@ fn fixed_records_and_a_truncated_tail() {
         assert_eq!(reject.reason, RejectReason::Parse);
         assert_eq!(reject.detail, "truncated record: 2 bytes, expected 4");
     }
+    let mut reader = RecordReader::new(&input[..], fixed(4));
+    let mut held = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        held.push(record.held.to_vec());
+    }
+    assert_eq!(
+        held,
+        [vec![], vec![], vec![8, 9]],
+        "the dead letter's bytes"
+    );
     assert!(frame(&input[..8], fixed(4), 3)
         .iter()
         .all(|r| r.payload.is_ok()));
