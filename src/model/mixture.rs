@@ -260,7 +260,7 @@ impl GaussianMixture {
 
     /// Evaluates the mixture on points: log-likelihood always, and on request each
     /// point's log-density, its responsibilities and the sufficient statistics that
-    /// the responsibilities weight. See [`super::estep`].
+    /// the responsibilities weight. See [`EvalRequest`] for what it can compute.
     pub fn evaluate(&self, x: Points<'_>, request: EvalRequest) -> Result<Evaluation> {
         self.check_points(x)?;
         Ok(super::estep::evaluate(self, x, request))

@@ -11,24 +11,25 @@
 //! withers is re-seeded at the batch's worst-explained point. Everything is
 //! deterministic given the points and the batch boundaries, so a restored state
 //! continues exactly where it stopped.
+//!
+//! [`fresh`] starts a model from buffered points (warm-up, rebuild after a change);
+//! [`reseed`] revives withered components.
+
+mod fresh;
+mod reseed;
 
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::covariance::{CovarianceType, Covariances};
 use super::drift::{BatchLevel, DriftSettings, DriftState};
-use super::em::{fit, EmSettings, Start};
-use super::error::{finite_above, finite_at_least, invalid, ModelError, Result};
+use super::error::{finite_at_least, invalid, ModelError, Result};
 use super::estep::{EvalRequest, Evaluation};
-use super::init::InitMethod;
-use super::linalg::{points_from_rows, Points};
+use super::linalg::Points;
 use super::mixture::GaussianMixture;
 use super::mstep::{m_step, Prior};
 use super::schedule::{decay_factor, elapsed, HalfLifeUnit, Schedule};
 use super::stats::{Scatter, SufficientStats};
-
-/// Initialisations tried on the warm-up (and rebuild) buffer.
-const WARMUP_INITS: usize = 4;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OnlineSettings {
@@ -168,15 +169,6 @@ pub struct BatchOutcome {
     pub reseeded: Vec<usize>,
     /// A fresh fit on the points since a detected change replaced the model.
     pub rebuilt: bool,
-}
-
-struct FreshFit {
-    model: GaussianMixture,
-    stats: SufficientStats,
-    prior: Option<Prior>,
-    /// The fitted points under the model before its last M-step.
-    evaluation: Evaluation,
-    n_iter: u64,
 }
 
 pub struct OnlineEm {
@@ -356,91 +348,6 @@ impl OnlineEm {
         }
     }
 
-    fn start_from_warmup(&mut self) -> Result<BatchOutcome> {
-        let d = self.state.n_features.ok_or(ModelError::Empty)?;
-        let buffer = std::mem::take(&mut self.state.warmup);
-        let result = self.initialise(&buffer, d);
-        if result.is_err() {
-            // Keep the points: nothing absorbed, nothing lost.
-            self.state.warmup = buffer;
-        }
-        result
-    }
-
-    fn initialise(&mut self, buffer: &[f64], d: usize) -> Result<BatchOutcome> {
-        let x = points_from_rows(buffer, d)?;
-        let fresh = self.fresh_fit(x)?;
-        let n = x.ncols() as u64;
-        let scored_version = fresh.n_iter;
-        self.state.prior = fresh.prior;
-        self.state.stats = Some(fresh.stats);
-        self.state.points_seen = n;
-        self.state.model_version = scored_version + 1;
-        self.state.batches = 1;
-        self.model = Some(fresh.model);
-        Ok(BatchOutcome {
-            scored: Some(Scored {
-                model_version: scored_version,
-                evaluation: fresh.evaluation,
-            }),
-            updated: true,
-            ..BatchOutcome::default()
-        })
-    }
-
-    /// k-means++ seeds, Lloyd and a few batch EM iterations on `x`; then the
-    /// statistics of `x` under that model, and the model one M-step on.
-    fn fresh_fit(&self, x: Points<'_>) -> Result<FreshFit> {
-        let s = &self.settings;
-        let prior = if s.map_prior {
-            Some(Prior::from_data(x, s.n_components, s.covariance_type)?)
-        } else {
-            None
-        };
-        let em = EmSettings {
-            n_components: s.n_components,
-            covariance_type: s.covariance_type,
-            max_iter: s.warmup_iterations,
-            tol: 1e-3,
-            reg_covar: s.reg_covar,
-            // One unlucky start would stay with the stream (a cluster split in two
-            // beside two others merged): keep the best of a few, cheap on a buffer.
-            n_init: WARMUP_INITS,
-            start: Start::Init(InitMethod::KMeans),
-            seed: s.seed,
-            prior: prior.clone(),
-            init_trim: s.warmup_trim,
-        };
-        let report = fit(x, &em, &mut |_| {})?;
-        let evaluation = report.model.evaluate(x, EvalRequest::SCORES)?;
-        // The first statistics leave out the least likely points too, as the
-        // start did.
-        let trim_below =
-            (s.warmup_trim > 0.0).then(|| lower_quantile(&evaluation.log_density, s.warmup_trim));
-        let request = EvalRequest {
-            trim_below,
-            ..EvalRequest::STATS
-        };
-        let mut stats = report
-            .model
-            .evaluate(x, request)?
-            .stats
-            .ok_or(ModelError::Empty)?;
-        let n = stats.total_weight();
-        if matches!(s.schedule, Schedule::Stepwise { .. }) {
-            // Stepwise statistics are per-point averages.
-            stats.scale(1.0 / n);
-        }
-        let model = self.m_step(&stats, prior.as_ref(), &report.model, n)?;
-        Ok(FreshFit {
-            model,
-            stats,
-            prior,
-            evaluation,
-            n_iter: report.n_iter as u64,
-        })
-    }
-
     fn update(&mut self, x: Points<'_>, elapsed_seconds: f64) -> Result<BatchOutcome> {
         let model = self.model.as_ref().ok_or(ModelError::Empty)?;
         let recovering = self.state.drift.is_recovering() || self.state.rebuild.is_some();
@@ -524,53 +431,6 @@ impl OnlineEm {
         })
     }
 
-    /// After a detected change, forgetting faster removes stale statistics but
-    /// cannot undo a wrong structure (one component stretched over two shifted
-    /// clusters, another stranded). So the points since the change are collected
-    /// and, once there are `warmup_points` of them, fitted afresh; the fresh model
-    /// replaces the running one if it explains those points better by more than its
-    /// in-sample optimism (AIC: one nat per free parameter). Returns true when it did.
-    fn collect_for_rebuild(&mut self, x: Points<'_>, change: bool) -> Result<bool> {
-        if change {
-            self.state.rebuild = Some(Vec::new());
-        }
-        let Some(buffer) = self.state.rebuild.as_mut() else {
-            return Ok(false);
-        };
-        buffer.extend(x.iter());
-        let d = x.nrows();
-        if buffer.len() / d < self.settings.warmup_points {
-            return Ok(false);
-        }
-        let buffer = self.state.rebuild.take().unwrap_or_default();
-        let points = points_from_rows(&buffer, d)?;
-        let Some(current) = self.model.as_ref() else {
-            return Ok(false);
-        };
-        // A fit that fails (degenerate points) just leaves the running model alone.
-        let Ok(fresh) = self.fresh_fit(points) else {
-            return Ok(false);
-        };
-        let n = points.ncols() as f64;
-        let penalty = fresh.model.n_parameters() as f64 / n;
-        let fresh_ll = fresh.evaluation.mean_log_likelihood() - penalty;
-        if fresh_ll <= current.score(points)? {
-            return Ok(false);
-        }
-        if let Schedule::Stepwise { .. } = self.settings.schedule {
-            // The fresh statistics stand for the buffer: continue as if the stream
-            // had started with it.
-            self.state.step = 1.0 + n / x.ncols() as f64;
-        }
-        self.state.prior = fresh.prior;
-        self.state.stats = Some(fresh.stats);
-        self.state.drift.end_recovery();
-        self.state.model_version += 1;
-        self.state.rebuilds += 1;
-        self.model = Some(fresh.model);
-        Ok(true)
-    }
-
     fn m_step(
         &self,
         stats: &SufficientStats,
@@ -648,41 +508,6 @@ impl OnlineEm {
             Schedule::Stepwise { .. } => stepwise_count,
         }
     }
-
-    /// Components whose share of the weight, once the batch is absorbed, falls
-    /// below `min_weight`.
-    fn withered(&self, stats: &SufficientStats, batch: &SufficientStats) -> Vec<usize> {
-        let min = self.settings.min_weight;
-        let weights = stats.weights() + batch.weights();
-        let total = weights.sum();
-        if min == 0.0 || !finite_above(total, 0.0) || stats.total_weight() <= 0.0 {
-            return Vec::new();
-        }
-        (0..weights.len())
-            .filter(|&k| weights[k] < min * total)
-            .collect()
-    }
-
-    /// Re-seeds the `withered` components at the batch's worst-explained points,
-    /// spread apart (farthest-point choice among the worst 5 %), with the
-    /// covariance of a median-sized component and a small weight. Deterministic.
-    fn reseed(
-        &self,
-        stats: &mut SufficientStats,
-        withered: &[usize],
-        model: &GaussianMixture,
-        x: Points<'_>,
-        log_density: &[f64],
-        trimmed_below: Option<f64>,
-    ) -> Result<()> {
-        let seeds = spread_worst_points(x, log_density, trimmed_below, withered.len());
-        let weight = 4.0 * self.settings.min_weight * stats.total_weight();
-        let cov = median_covariance(model, withered);
-        for (&k, j) in withered.iter().zip(seeds) {
-            reset_component(stats, k, weight, &x.column(j).into_owned(), &cov)?;
-        }
-        Ok(())
-    }
 }
 
 struct Forgotten {
@@ -691,89 +516,6 @@ struct Forgotten {
     /// `n / γ` (stepwise only).
     stepwise_count: f64,
     step: f64,
-}
-
-/// The value below which a fraction `q` of `values` lies.
-fn lower_quantile(values: &[f64], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    let k = ((q * v.len() as f64) as usize).min(v.len().saturating_sub(1));
-    *v.select_nth_unstable_by(k, f64::total_cmp).1
-}
-
-/// `count` indices of badly explained points, far from each other: the worst point,
-/// then repeatedly the candidate farthest from those chosen, among the worst 5 %.
-/// Trimmed points (outliers) are passed over while there are others.
-fn spread_worst_points(
-    x: Points<'_>,
-    log_density: &[f64],
-    trimmed_below: Option<f64>,
-    count: usize,
-) -> Vec<usize> {
-    let kept = |j: &usize| trimmed_below.is_none_or(|t| log_density[*j] >= t);
-    let mut order: Vec<usize> = (0..log_density.len()).filter(kept).collect();
-    if order.is_empty() {
-        order = (0..log_density.len()).collect();
-    }
-    order.sort_by(|&a, &b| log_density[a].total_cmp(&log_density[b]));
-    let pool = order.len().div_ceil(20).max(count).min(order.len());
-    let candidates = &order[..pool];
-    let mut chosen: Vec<usize> = candidates.first().copied().into_iter().collect();
-    let mut nearest: Vec<f64> = vec![f64::INFINITY; pool];
-    while chosen.len() < count.min(pool) {
-        let last = x.column(chosen[chosen.len() - 1]);
-        for (slot, &j) in nearest.iter_mut().zip(candidates) {
-            *slot = slot.min((x.column(j) - last).norm_squared());
-        }
-        let Some(next) = (0..pool).max_by(|&a, &b| nearest[a].total_cmp(&nearest[b])) else {
-            break;
-        };
-        chosen.push(candidates[next]);
-    }
-    chosen
-}
-
-/// The covariance of the component of median size (by trace) among those that
-/// did not wither: a typical cluster shape that one stretched component cannot
-/// inflate.
-fn median_covariance(model: &GaussianMixture, withered: &[usize]) -> DMatrix<f64> {
-    let d = model.n_features();
-    let mut alive: Vec<DMatrix<f64>> = (0..model.n_components())
-        .filter(|k| !withered.contains(k))
-        .map(|k| model.covariances().component_matrix(k, d))
-        .collect();
-    if alive.is_empty() {
-        alive = (0..model.n_components())
-            .map(|k| model.covariances().component_matrix(k, d))
-            .collect();
-    }
-    alive.sort_by(|a, b| a.trace().total_cmp(&b.trace()));
-    // The lower median: with two components, the smaller one.
-    alive.swap_remove((alive.len() - 1) / 2)
-}
-
-/// Replaces component k's statistics by `weight` points with the given mean and
-/// covariance. (Tied statistics pool the scatter, which the shared covariance
-/// already describes; only the weight and mean change.)
-fn reset_component(
-    stats: &mut SufficientStats,
-    k: usize,
-    weight: f64,
-    mean: &DVector<f64>,
-    cov: &DMatrix<f64>,
-) -> Result<()> {
-    let mut weights = stats.weights().clone();
-    let mut means = stats.means().clone();
-    weights[k] = weight;
-    means.set_column(k, mean);
-    let mut scatter = stats.scatter().clone();
-    match &mut scatter {
-        Scatter::Full(m) => m[k] = cov * weight,
-        Scatter::Diag(m) => m.set_column(k, &(cov.diagonal() * weight)),
-        Scatter::Spherical(v) => v[k] = cov.trace() * weight,
-        Scatter::Tied(_) => {}
-    }
-    *stats = SufficientStats::from_parts(weights, means, scatter)?;
-    Ok(())
 }
 
 /// Statistics that `count` points drawn from `model` would have (before the
