@@ -338,3 +338,49 @@ fn injected_fetch_and_commit_errors() {
     assert!(logged("partitions assigned") >= 2, "{dump}");
     check(&s, &produced);
 }
+
+/// An outage longer than a flush's patience stalls the producer's flush (which
+/// holds the offsets back) instead of failing it: once the broker is back, every
+/// message is delivered and the flush succeeds.
+#[test]
+fn a_flush_waits_out_an_outage_longer_than_its_patience() {
+    use gmm_stream::sink::kafka::KafkaSink;
+    let _turn = serial();
+    let cluster = MockCluster::new(1).expect("a mock cluster");
+    let brokers = cluster.bootstrap_servers();
+    let topic = unique("flush");
+    cluster.create_topic(&topic, 1, 1).expect("topic");
+    let properties = BTreeMap::from([("reconnect.backoff.max.ms".into(), "500".into())]);
+    let mut sink = KafkaSink::new(&brokers, &properties).expect("a producer");
+    sink.flush_warn_after = Duration::from_millis(300);
+    sink.send(&topic, None, b"before", None).expect("queued");
+    sink.flush().expect("delivered while the broker is up");
+
+    cluster.broker_down(1).expect("broker down");
+    sink.send(&topic, Some(b"k"), b"during", None)
+        .expect("queued");
+    let flushing = std::thread::spawn(move || sink.flush());
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !flushing.is_finished(),
+        "the flush gave up during the outage: {:?}",
+        flushing.join()
+    );
+    cluster.broker_up(1).expect("broker up");
+    flushing
+        .join()
+        .expect("no panic")
+        .expect("delivered once the broker is back");
+    let values: Vec<Option<Vec<u8>>> = read_topic(
+        &brokers,
+        &topic,
+        2,
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+    )
+    .into_iter()
+    .map(|r| r.value)
+    .collect();
+    assert_eq!(values, [Some(b"before".to_vec()), Some(b"during".to_vec())]);
+    assert!(logged("still waiting") > 0, "{}", log_dump());
+}

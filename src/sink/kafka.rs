@@ -24,8 +24,8 @@ pub enum KafkaSinkError {
     Create(KafkaError),
     #[error("cannot produce to topic {topic}: {error}")]
     Produce { topic: String, error: KafkaError },
-    #[error("Kafka did not acknowledge every message within {0:?} (is the broker reachable?)")]
-    FlushTimeout(Duration),
+    #[error("cannot flush the Kafka producer: {0}")]
+    Flush(KafkaError),
     #[error("{0} messages could not be delivered to Kafka")]
     Undelivered(u64),
     #[error("cannot reach the Kafka brokers {brokers}: {error}")]
@@ -60,7 +60,8 @@ pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryCounter>,
     /// Failures already reported by a previous flush.
     failed_seen: u64,
-    pub flush_timeout: Duration,
+    /// How long a flush waits before it says that it is still waiting.
+    pub flush_warn_after: Duration,
 }
 
 impl KafkaSink {
@@ -87,7 +88,7 @@ impl KafkaSink {
         Ok(Self {
             producer,
             failed_seen: 0,
-            flush_timeout: Duration::from_secs(60),
+            flush_warn_after: Duration::from_secs(10),
         })
     }
 
@@ -143,11 +144,25 @@ impl KafkaSink {
 
     /// Waits until every queued message is acknowledged; fails if some could not
     /// be delivered since the last flush.
+    ///
+    /// A broker outage stalls the pipeline here (nothing is committed meanwhile)
+    /// rather than ending the run: librdkafka retries each message until its
+    /// `message.timeout.ms` (default 5 minutes), after which it counts as failed.
     pub fn flush(&mut self) -> Result<(), KafkaSinkError> {
         let started = Instant::now();
-        self.producer
-            .flush(self.flush_timeout)
-            .map_err(|_| KafkaSinkError::FlushTimeout(started.elapsed()))?;
+        loop {
+            match self.producer.flush(self.flush_warn_after) {
+                Ok(()) => break,
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {
+                    tracing::warn!(
+                        waiting = ?started.elapsed(),
+                        unacknowledged = self.producer.in_flight_count(),
+                        "Kafka has not acknowledged every message yet (is the broker reachable?); still waiting"
+                    );
+                }
+                Err(error) => return Err(KafkaSinkError::Flush(error)),
+            }
+        }
         let failed = self.producer.context().failed.load(Relaxed);
         let new = failed - self.failed_seen;
         self.failed_seen = failed;
