@@ -1,5 +1,6 @@
 //! Starting the configured source where the restored snapshot left off.
 
+use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,7 +76,7 @@ fn start_file(
     } else {
         let here = path.display().to_string();
         let offset = match &restored.positions {
-            Some(Positions::File { path: p, offset }) if *p == here => *offset,
+            Some(Positions::File { path: p, offset }) if same_file(p, &path) => *offset,
             Some(other) => {
                 tracing::info!(?other, "the snapshot's positions are for another source: reading {here} from its start");
                 0
@@ -258,5 +259,48 @@ impl PositionCommitter for CommitToKafka {
         if let Positions::Kafka(map) = positions {
             self.0.commit(map);
         }
+    }
+}
+
+/// Whether a snapshot's file position is for the configured file, however either
+/// path is spelt (`data.f64`, `./data.f64`, an absolute path, a symlink).
+fn same_file(recorded: &str, configured: &Path) -> bool {
+    if Path::new(recorded) == configured {
+        return true;
+    }
+    match (
+        std::fs::canonicalize(recorded),
+        std::fs::canonicalize(configured),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_file;
+
+    #[test]
+    fn a_file_is_recognised_however_its_path_is_spelt() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("points.f64");
+        std::fs::write(&file, b"").expect("write");
+        let other = dir.path().join("other.f64");
+        std::fs::write(&other, b"").expect("write");
+        let dotted = dir
+            .path()
+            .join(".")
+            .join("sub")
+            .join("..")
+            .join("points.f64");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        let recorded = file.display().to_string();
+        assert!(same_file(&recorded, &file));
+        assert!(same_file(&recorded, &dotted));
+        assert!(!same_file(&recorded, &other));
+        // A recorded file that is gone matches only its own spelling.
+        assert!(same_file("gone.f64", std::path::Path::new("gone.f64")));
+        assert!(!same_file("gone.f64", &file));
     }
 }
