@@ -293,6 +293,23 @@ fn matches_scikit_learn_on_every_reference_case() {
                     score_scale,
                 );
             }
+            // Model selection: the same parameter count and criteria as scikit-learn.
+            for (check, got, key) in [
+                ("bic (sklearn params)", sk_model.bic(held), "bic_held_out"),
+                ("aic (sklearn params)", sk_model.aic(held), "aic_held_out"),
+            ] {
+                let want = exp[key].as_f64().expect(key);
+                let got = got.unwrap_or_else(|e| panic!("{ctx}: {key}: {e}"));
+                cmp.check(
+                    check,
+                    SCORE_TOL,
+                    &format!("{ctx}: {key}"),
+                    "",
+                    got,
+                    want,
+                    1.0,
+                );
+            }
         }
     }
     println!(

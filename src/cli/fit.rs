@@ -1,12 +1,13 @@
 //! `gmm-stream fit`: batch EM on a finite data set, with scikit-learn's semantics,
 //! written to a model file.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use gmm_stream::model::{
     fit, points_from_rows, BatchInfo, CovarianceType, EmSettings, EstimatorInfo, FitReport,
-    GaussianMixture, InitMethod, ModelFile, Start,
+    GaussianMixture, InitMethod, ModelError, ModelFile, Points, Start,
 };
 
 use super::error::CliError;
@@ -20,7 +21,8 @@ const EXAMPLES: &str = "\
 Examples:
   gmm-stream fit --input points.csv --components 3 --output model.json
   gmm-stream fit -i points.f64 --dim 8 -k 5 --covariance-type diag --n-init 4 -o model.bin
-  gmm-stream fit -i points.csv --init-model start.json --tol 0 --max-iter 10 -o model.json";
+  gmm-stream fit -i points.csv --init-model start.json --tol 0 --max-iter 10 -o model.json
+  gmm-stream fit -i points.csv --choose-components 1..10 --n-init 3 -o model.json";
 
 /// Fit a Gaussian mixture by batch EM and write a model file
 #[derive(Debug, clap::Args)]
@@ -40,10 +42,17 @@ pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
 
-    /// Number of mixture components K [required unless --init-model gives it]
+    /// Number of mixture components K [required unless --init-model or
+    /// --choose-components gives it]
     #[arg(long, short = 'k', value_name = "K", value_parser = values::positive,
-          required_unless_present = "init_model")]
+          required_unless_present_any = ["init_model", "choose_components"])]
     pub components: Option<usize>,
+
+    /// Fit every K from MIN to MAX and keep the model with the lowest BIC on the data
+    /// (each K's BIC and AIC go to stderr)
+    #[arg(long, value_name = "MIN..MAX", value_parser = values::count_range,
+          conflicts_with_all = ["components", "init_model"])]
+    pub choose_components: Option<RangeInclusive<usize>>,
 
     /// Where to write the model: JSON if the name ends in .json, else binary
     #[arg(long, short = 'o', value_name = "PATH")]
@@ -102,7 +111,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Some(path) => Some(model_file::load(path)?.mixture),
         None => None,
     };
-    let settings = settings(&args, init_model)?;
+    let mut settings = settings(&args, init_model)?;
     // Points are checked against the initial model's dimension as they are read,
     // so that a mismatch names the line.
     let model_name = args.init_model.as_ref().map(|p| p.display().to_string());
@@ -117,25 +126,74 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let mut reader = PointReader::new(&args.input, model_dim)?;
     let values = reader.read_to_end().map_err(|e| explain_dim(e, model))?;
     report_skipped(&reader);
-    let report = run_em(&args, &settings, &reader, &values)?;
-    let n_points = values.len() / reader.dim().unwrap_or(1).max(1);
-    model_file::save(&model_file(&report, &settings, n_points), out)
+    let name = reader.name();
+    let x = points_from_rows(&values, reader.dim().unwrap_or(0)).map_err(bad_input(name))?;
+    let report = match &args.choose_components {
+        Some(range) => choose_by_bic(&args, &mut settings, range.clone(), x, name)?,
+        None => run_em(&args, &settings, x, name)?,
+    };
+    model_file::save(&model_file(&report, &settings, x.ncols()), out)
+}
+
+/// Every failure of EM is about this data under these settings (too few points, a
+/// collapsed component): the user's to fix, hence exit 2.
+fn bad_input(name: &str) -> impl Fn(ModelError) -> CliError + '_ {
+    move |e| CliError::bad_input_msg(format!("{name}: {e}"))
 }
 
 fn run_em(
     args: &Args,
     settings: &EmSettings,
-    reader: &PointReader,
-    values: &[f64],
+    x: Points<'_>,
+    name: &str,
 ) -> Result<FitReport, CliError> {
-    let name = reader.name();
-    let bad = |e: gmm_stream::model::ModelError| CliError::bad_input_msg(format!("{name}: {e}"));
-    let x = points_from_rows(values, reader.dim().unwrap_or(0)).map_err(bad)?;
     let mut progress = FitProgress::new(args.quiet, settings.n_init, settings.max_iter);
-    // Every failure of EM is about this data under these settings (too few points,
-    // a collapsed component): the user's to fix, hence exit 2.
-    let report = fit(x, settings, &mut |it| progress.iteration(it)).map_err(bad)?;
+    let report = fit(x, settings, &mut |it| progress.iteration(it)).map_err(bad_input(name))?;
     progress.finished(&report, settings.max_iter, x.ncols());
+    Ok(report)
+}
+
+/// Fits each K of `range` and keeps the fit with the lowest BIC (the first of
+/// equals); `settings` is left with the chosen K. A K the data cannot support (more
+/// components than points) is skipped with a warning.
+fn choose_by_bic(
+    args: &Args,
+    settings: &mut EmSettings,
+    range: RangeInclusive<usize>,
+    x: Points<'_>,
+    name: &str,
+) -> Result<FitReport, CliError> {
+    let mut best: Option<(f64, FitReport)> = None;
+    let mut last_error = None;
+    for k in range {
+        settings.n_components = k;
+        let report = match run_em(args, settings, x, name) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("gmm-stream: warning: K = {k} skipped: {e}");
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let bic = report.model.bic(x).map_err(bad_input(name))?;
+        if !args.quiet {
+            let aic = report.model.aic(x).map_err(bad_input(name))?;
+            eprintln!("K = {k}: BIC {bic:.6e}, AIC {aic:.6e}");
+        }
+        if best.as_ref().is_none_or(|(b, _)| bic < *b) {
+            best = Some((bic, report));
+        }
+    }
+    let Some((bic, report)) = best else {
+        return Err(last_error.unwrap_or_else(|| CliError::bad_input_msg("no K to fit")));
+    };
+    settings.n_components = report.model.n_components();
+    if !args.quiet {
+        eprintln!(
+            "chose K = {} (lowest BIC, {bic:.6e})",
+            settings.n_components
+        );
+    }
     Ok(report)
 }
 
@@ -153,6 +211,7 @@ fn settings(args: &Args, init_model: Option<GaussianMixture>) -> Result<EmSettin
         }
         None => (
             args.components
+                .or_else(|| args.choose_components.as_ref().map(|r| *r.start()))
                 .ok_or_else(|| CliError::bad_input_msg("--components is required"))?,
             args.covariance_type.unwrap_or_default(),
             Start::Init(args.init.unwrap_or_default()),

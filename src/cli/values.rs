@@ -35,6 +35,16 @@ pub fn non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
+/// An inclusive range of counts `MIN..MAX` with 1 <= MIN <= MAX (`3` alone is 3..3).
+pub fn count_range(s: &str) -> Result<std::ops::RangeInclusive<usize>, String> {
+    let (low, high) = s.split_once("..").unwrap_or((s, s));
+    let (low, high) = (positive(low)?, positive(high)?);
+    if low > high {
+        return Err(format!("{low} is above {high}: give MIN..MAX"));
+    }
+    Ok(low..=high)
+}
+
 /// A count of at least 1.
 pub fn positive(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
@@ -55,6 +65,16 @@ mod tests {
         for bad in ["-1", "nan", "inf", "x"] {
             assert!(non_negative(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn count_range_needs_min_at_most_max() {
+        assert_eq!(count_range("2..6"), Ok(2..=6));
+        assert_eq!(count_range(" 3 "), Ok(3..=3));
+        assert!(count_range("6..2").is_err());
+        assert!(count_range("0..3").is_err());
+        assert!(count_range("2..").is_err());
+        assert!(count_range("a..b").is_err());
     }
 
     #[test]

@@ -206,6 +206,69 @@ fn the_same_seed_gives_the_same_model() {
 }
 
 #[test]
+fn choose_components_keeps_the_lowest_bic() {
+    let dir = tempdir();
+    let points = two_clusters();
+    let input = write(dir.path(), "p.csv", csv_text(&points, false));
+    let chosen = dir.path().join("chosen.json");
+    let r = run(&[
+        "fit",
+        "-i",
+        arg(&input),
+        "--choose-components",
+        "1..4",
+        "--n-init",
+        "2",
+        "-o",
+        arg(&chosen),
+    ])
+    .ok();
+    // One line per K with its BIC, then the choice.
+    let bics: Vec<(usize, f64)> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("K = "))
+        .map(|l| {
+            let (k, rest) = l.split_once(": BIC ").expect("a BIC line");
+            let bic = rest.split(',').next().expect("value");
+            (k.parse().expect("K"), bic.parse().expect("BIC"))
+        })
+        .collect();
+    assert_eq!(
+        bics.iter().map(|b| b.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4],
+        "{}",
+        r.stderr
+    );
+    let lowest = bics.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("K");
+    assert_eq!(lowest.0, 2, "two clusters: {bics:?}");
+    assert!(r.stderr.contains("chose K = 2"), "{}", r.stderr);
+    // The kept model is exactly the fit with that K, and its BIC the one printed.
+    let direct = dir.path().join("direct.json");
+    fit_quiet(arg(&input), &["--n-init", "2"], arg(&direct)).ok();
+    let (_, model) = load(&chosen);
+    assert_eq!(model, load(&direct).1);
+    let x = gmm_stream::model::points_from_rows(points.as_flattened(), 2).expect("points");
+    let bic = model.bic(x).expect("bic");
+    assert!(
+        (bic - lowest.1).abs() <= 1e-6 * bic.abs(),
+        "{bic} vs {lowest:?}"
+    );
+
+    // It replaces --components; a range must be MIN..MAX (usage errors, exit 2).
+    for (extra, says) in [
+        (["--choose-components", "1..3", "-k", "2"], "--components"),
+        (["--choose-components", "4..2", "--seed", "1"], "MIN..MAX"),
+    ] {
+        let mut args = vec!["fit", "-i", arg(&input), "-o", arg(&direct)];
+        args.extend(extra);
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
 fn a_run_that_does_not_converge_warns() {
     let dir = tempdir();
     let input = write(dir.path(), "p.csv", csv_text(&two_clusters(), false));
