@@ -1,7 +1,7 @@
 //! Two daemons in one consumer group (separate snapshot directories) on a
 //! two-partition topic: the second joins mid-stream and leaves before the end.
 //! Each partition changes hands twice; every message is absorbed by exactly one
-//! of them.
+//! of them, with the eager and the cooperative (incremental) rebalance protocols.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +10,17 @@ use crate::kafka_common::*;
 
 #[test]
 fn a_member_joining_and_leaving_mid_stream_takes_over_without_loss_or_duplicates() {
+    // librdkafka's default assignors: eager, every partition revoked and reassigned.
+    join_and_leave(None);
+}
+
+#[test]
+fn the_same_with_the_cooperative_sticky_assignor() {
+    // Incremental: only the partition that moves is revoked and assigned.
+    join_and_leave(Some("cooperative-sticky"));
+}
+
+fn join_and_leave(assignor: Option<&str>) {
     let b = brokers();
     let topic = unique("rebalance-points");
     let scores_topic = unique("rebalance-scores");
@@ -34,6 +45,10 @@ fn a_member_joining_and_leaving_mid_stream_takes_over_without_loss_or_duplicates
             ("session.timeout.ms".into(), "3000".into()),
             ("heartbeat.interval.ms".into(), "500".into()),
         ];
+        if let Some(assignor) = assignor {
+            s.properties
+                .push(("partition.assignment.strategy".into(), assignor.into()));
+        }
         s
     };
     let (first, second) = (settings("first"), settings("second"));
@@ -60,7 +75,21 @@ fn a_member_joining_and_leaving_mid_stream_takes_over_without_loss_or_duplicates
     wait_for_snapshot(&first.dir, Duration::from_secs(90), &mut a, |m| {
         snapshot_positions(m, &topic) == ends
     });
+    let first_log = a.log.clone();
     assert_eq!(a.terminate(Duration::from_secs(30)), 0);
+    // Which protocol ran: the eager one revokes both partitions when the second
+    // member joins, the cooperative one only the partition that moves. (The last
+    // revocation, at shutdown, gives up everything under both.)
+    let log = std::fs::read_to_string(&first_log).expect("first's log");
+    let mut revoked: Vec<usize> = log
+        .lines()
+        .filter(|l| l.contains("partitions revoked"))
+        .map(|l| l.matches(&format!("{topic}[")).count())
+        .collect();
+    revoked.pop();
+    let most = revoked.iter().copied().max().unwrap_or(0);
+    let expected_most = if assignor.is_some() { 1 } else { 2 };
+    assert_eq!(most, expected_most, "revocations {revoked:?} in:\n{log}");
 
     let (m1, m2) = (
         newest_snapshot(&first.dir).expect("first's snapshot"),
