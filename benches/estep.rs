@@ -9,34 +9,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gmm_stream::model::{CovarianceType, Covariances, EvalRequest, GaussianMixture};
-use nalgebra::{DMatrix, DVector};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use gmm_stream::model::{CovarianceType, EvalRequest};
 
-/// Points per evaluation: 16 chunks of 1024, enough to keep two threads busy.
-const N_POINTS: usize = 16 * 1024;
-
-/// A mixture with well-separated means and random, well-conditioned covariances.
-fn model(d: usize, k: usize, cov_type: CovarianceType, rng: &mut ChaCha8Rng) -> GaussianMixture {
-    let weights = DVector::from_element(k, 1.0 / k as f64);
-    let means = DMatrix::from_fn(d, k, |_, _| rng.random_range(-6.0..6.0));
-    let spd = |rng: &mut ChaCha8Rng| {
-        let a = DMatrix::from_fn(d, d, |_, _| rng.random_range(-1.0..1.0));
-        &a * a.transpose() / d as f64 + DMatrix::identity(d, d) * 0.5
-    };
-    let covariances = match cov_type {
-        CovarianceType::Full => Covariances::Full((0..k).map(|_| spd(rng)).collect()),
-        CovarianceType::Tied => Covariances::Tied(spd(rng)),
-        CovarianceType::Diag => {
-            Covariances::Diag(DMatrix::from_fn(d, k, |_, _| rng.random_range(0.5..2.0)))
-        }
-        CovarianceType::Spherical => {
-            Covariances::Spherical(DVector::from_fn(k, |_, _| rng.random_range(0.5..2.0)))
-        }
-    };
-    GaussianMixture::new(weights, means, covariances).expect("a valid mixture")
-}
+#[path = "support/estep_problem.rs"]
+mod estep_problem;
+use estep_problem::{problem, N_POINTS};
 
 fn estep_stats(c: &mut Criterion) {
     let cases = [
@@ -59,9 +36,7 @@ fn estep_stats(c: &mut Criterion) {
     let mut group = c.benchmark_group("estep_stats");
     group.throughput(Throughput::Elements(N_POINTS as u64));
     for (d, k, cov_type) in cases {
-        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed + (d * 100 + k) as u64);
-        let gmm = model(d, k, cov_type, &mut rng);
-        let (x, _) = gmm.sample(N_POINTS, &mut rng);
+        let (gmm, x) = problem(d, k, cov_type);
         for (threads, pool) in &pools {
             let id = BenchmarkId::new(format!("{cov_type}_d{d}_k{k}"), format!("{threads}t"));
             group.bench_with_input(id, &x, |b, x| {

@@ -12,32 +12,11 @@
 //! argument `ll` one `evaluate(x, EvalRequest::NOTHING)` (densities and log-sum-exp
 //! only), which separates the cost of the statistics.
 
-use gmm_stream::model::{CovarianceType, Covariances, EvalRequest, GaussianMixture};
-use nalgebra::{DMatrix, DVector};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use gmm_stream::model::{CovarianceType, EvalRequest};
 
-const N_POINTS: usize = 16 * 1024;
-
-fn model(d: usize, k: usize, cov_type: CovarianceType, rng: &mut ChaCha8Rng) -> GaussianMixture {
-    let weights = DVector::from_element(k, 1.0 / k as f64);
-    let means = DMatrix::from_fn(d, k, |_, _| rng.random_range(-6.0..6.0));
-    let spd = |rng: &mut ChaCha8Rng| {
-        let a = DMatrix::from_fn(d, d, |_, _| rng.random_range(-1.0..1.0));
-        &a * a.transpose() / d as f64 + DMatrix::identity(d, d) * 0.5
-    };
-    let covariances = match cov_type {
-        CovarianceType::Full => Covariances::Full((0..k).map(|_| spd(rng)).collect()),
-        CovarianceType::Tied => Covariances::Tied(spd(rng)),
-        CovarianceType::Diag => {
-            Covariances::Diag(DMatrix::from_fn(d, k, |_, _| rng.random_range(0.5..2.0)))
-        }
-        CovarianceType::Spherical => {
-            Covariances::Spherical(DVector::from_fn(k, |_, _| rng.random_range(0.5..2.0)))
-        }
-    };
-    GaussianMixture::new(weights, means, covariances).expect("a valid mixture")
-}
+#[path = "../benches/support/estep_problem.rs"]
+mod estep_problem;
+use estep_problem::problem;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -56,10 +35,7 @@ fn main() {
         k.parse().expect(usage),
         reps.parse().expect(usage),
     );
-    // Seeded as in benches/estep.rs, so both measure the same problem.
-    let mut rng = ChaCha8Rng::seed_from_u64(0x5eed + (d * 100 + k) as u64);
-    let gmm = model(d, k, cov_type, &mut rng);
-    let (x, _) = gmm.sample(N_POINTS, &mut rng);
+    let (gmm, x) = problem(d, k, cov_type);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
