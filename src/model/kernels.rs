@@ -243,15 +243,7 @@ pub(crate) fn offset_log_prob<S: Simd>(
     lp: &mut [f64],
 ) {
     let f = |i: usize, x: S::V| s.sub(x, s.splat(o[i]));
-    for (start, wide) in tiles(bp) {
-        if wide {
-            let q = sum_sq_tile::<S, TILE_VECS>(s, z, bp, start, f);
-            store_log_prob(s, c, &q, &mut lp[start..]);
-        } else {
-            let q = sum_sq_tile::<S, 2>(s, z, bp, start, f);
-            store_log_prob(s, c, &q, &mut lp[start..]);
-        }
-    }
+    sum_sq_log_prob(s, z, bp, c, lp, f, |q| q);
 }
 
 /// `lp[j] = c − ½ Σ_i ((x_ij − μ_i) p_i)²` (diagonal covariance, p = 1/σ).
@@ -267,15 +259,7 @@ pub(crate) fn diag_log_prob<S: Simd>(
     lp: &mut [f64],
 ) {
     let f = |i: usize, x: S::V| s.mul(s.sub(x, s.splat(mean[i])), s.splat(inv_sd[i]));
-    for (start, wide) in tiles(bp) {
-        if wide {
-            let q = sum_sq_tile::<S, TILE_VECS>(s, xt, bp, start, f);
-            store_log_prob(s, c, &q, &mut lp[start..]);
-        } else {
-            let q = sum_sq_tile::<S, 2>(s, xt, bp, start, f);
-            store_log_prob(s, c, &q, &mut lp[start..]);
-        }
-    }
+    sum_sq_log_prob(s, xt, bp, c, lp, f, |q| q);
 }
 
 /// `lp[j] = c − ½ ‖x_j − μ‖² p²` (spherical covariance, p = 1/σ).
@@ -291,19 +275,35 @@ pub(crate) fn spherical_log_prob<S: Simd>(
 ) {
     let f = |i: usize, x: S::V| s.sub(x, s.splat(mean[i]));
     let p = s.splat(p);
+    // (q p) p, as q·p·p reads.
+    sum_sq_log_prob(s, xt, bp, c, lp, f, |q| s.mul(s.mul(q, p), p));
+}
+
+/// `lp[j] = c − ½ g(Σ_i f(i, x_ij)²)` over the columns of `rows` (d rows of `bp`),
+/// tile by tile: the shared loop of the diagonal, spherical and tied kernels.
+#[inline(always)]
+fn sum_sq_log_prob<S: Simd>(
+    s: S,
+    rows: &[f64],
+    bp: usize,
+    c: f64,
+    lp: &mut [f64],
+    f: impl Fn(usize, S::V) -> S::V + Copy,
+    g: impl Fn(S::V) -> S::V + Copy,
+) {
     for (start, wide) in tiles(bp) {
-        // (q p) p, as q·p·p reads. Plain loops, not `array::map`: a closure through
-        // the standard library may not inline into the target-feature function.
+        // Plain loops, not `array::map`: a closure through the standard library
+        // may not inline into the target-feature function.
         if wide {
-            let mut q = sum_sq_tile::<S, TILE_VECS>(s, xt, bp, start, f);
+            let mut q = sum_sq_tile::<S, TILE_VECS>(s, rows, bp, start, f);
             for q in &mut q {
-                *q = s.mul(s.mul(*q, p), p);
+                *q = g(*q);
             }
             store_log_prob(s, c, &q, &mut lp[start..]);
         } else {
-            let mut q = sum_sq_tile::<S, 2>(s, xt, bp, start, f);
+            let mut q = sum_sq_tile::<S, 2>(s, rows, bp, start, f);
             for q in &mut q {
-                *q = s.mul(s.mul(*q, p), p);
+                *q = g(*q);
             }
             store_log_prob(s, c, &q, &mut lp[start..]);
         }
