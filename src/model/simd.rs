@@ -178,7 +178,9 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn load(self, s: &[f64]) -> Self::V {
-        s[..WIDTH].try_into().expect("a whole vector")
+        let mut v = [0.0; WIDTH];
+        v.copy_from_slice(&s[..WIDTH]);
+        v
     }
     #[inline(always)]
     fn store(self, s: &mut [f64], v: Self::V) {
