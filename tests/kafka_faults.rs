@@ -182,6 +182,7 @@ fn setup(name: &str) -> Setup {
     // librdkafka backs off reconnecting up to 10 s by default; 1 s keeps the
     // test short without changing what it shows.
     settings.properties = vec![("reconnect.backoff.max.ms".into(), "1000".into())];
+    settings.http_listen = format!("127.0.0.1:{}", free_port());
     Setup {
         cluster,
         brokers,
@@ -189,6 +190,23 @@ fn setup(name: &str) -> Setup {
         scores,
         settings,
         _tmp: tmp,
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `GET /readyz`: status and body.
+fn readyz(s: &Setup) -> (u16, String) {
+    let url = format!("http://{}/readyz", s.settings.http_listen);
+    match ureq::get(&url).timeout(Duration::from_secs(5)).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET {url}: {e}"),
     }
 }
 
@@ -235,10 +253,17 @@ fn the_only_broker_down_for_ten_seconds_mid_stream() {
         &messages(100, 2),
         0.0,
     ));
+    assert_eq!(readyz(&s).0, 200, "ready before the outage");
     s.cluster.broker_down(1).expect("broker down");
     let during = spawn_python_producer(&s.brokers, &s.topic, &messages(100, 3), 0.0);
     std::thread::sleep(Duration::from_secs(10));
     daemon.assert_running();
+    let (code, why) = readyz(&s);
+    assert_eq!(
+        (code, why.as_str()),
+        (503, "not ready: no Kafka broker can be reached\n"),
+        "readiness during the outage"
+    );
     let absorbed_while_down = newest_snapshot(&s.settings.dir).map_or(0, |m| m.points_seen);
     s.cluster.broker_up(1).expect("broker up");
     produced.extend(finish_python_producer(during));
@@ -247,6 +272,15 @@ fn the_only_broker_down_for_ten_seconds_mid_stream() {
     wait_for(&s.settings.dir, &daemon, Duration::from_secs(90), |m| {
         snapshot_positions(m, &s.topic) == ends && m.points_seen == 30_000
     });
+    // Ready again once a broker is back (seen in a message or the statistics).
+    let started = std::time::Instant::now();
+    while readyz(&s).0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never ready again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     daemon.stop().expect("a clean stop after the outage");
     eprintln!("newest snapshot at the end of the outage: {absorbed_while_down} points");
     assert!(

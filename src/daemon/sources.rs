@@ -1,7 +1,7 @@
 //! Starting the configured source where the restored snapshot left off.
 
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,10 @@ pub async fn start(
     let started = match config.source.kind {
         SourceKind::File | SourceKind::Stdin => start_file(config, restored, tx, cancel)?,
         SourceKind::Generator => start_generator(config, restored, tx, cancel)?,
-        SourceKind::Kafka => start_kafka(config, restored, tx, cancel).await?,
+        SourceKind::Kafka => {
+            let down = counters.source_down.clone();
+            start_kafka(config, restored, tx, cancel, down).await?
+        }
     };
     counters.source_ready.store(1, Relaxed);
     Ok(started)
@@ -214,6 +217,7 @@ async fn start_kafka(
     restored: &Restored,
     tx: mpsc::Sender<SourceMsg>,
     cancel: CancellationToken,
+    brokers_down: Arc<AtomicBool>,
 ) -> Result<StartedSource, DaemonError> {
     let k = config.kafka.clone();
     let resume = match &restored.positions {
@@ -233,7 +237,16 @@ async fn start_kafka(
     // Creating the consumer and fetching metadata block (up to seconds).
     let source = tokio::task::spawn_blocking(move || {
         let consumer = consumer_config(&k.brokers, &k.group_id, &k.properties);
-        KafkaSource::connect(consumer, &k.brokers, &k.topics, &required, start, decode)
+        let (topics, brokers) = (&k.topics, &k.brokers);
+        KafkaSource::connect(
+            consumer,
+            brokers,
+            topics,
+            &required,
+            start,
+            decode,
+            brokers_down,
+        )
     })
     .await
     .map_err(|e| DaemonError::Stage(e.to_string()))??;

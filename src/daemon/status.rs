@@ -2,7 +2,8 @@
 //! (the HTTP metrics read them too). Plain atomics: stages never wait on each other
 //! to count.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -36,6 +37,8 @@ pub struct Counters {
     pub model_ready: AtomicU64,
     /// Set once the source is connected and reading.
     pub source_ready: AtomicU64,
+    /// True while a Kafka source reaches none of its brokers.
+    pub source_down: Arc<AtomicBool>,
 }
 
 impl Counters {
@@ -77,7 +80,9 @@ impl Counters {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.model_ready.load(Relaxed) == 1 && self.source_ready.load(Relaxed) == 1
+        self.model_ready.load(Relaxed) == 1
+            && self.source_ready.load(Relaxed) == 1
+            && !self.source_down.load(Relaxed)
     }
 }
 

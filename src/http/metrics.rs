@@ -107,7 +107,7 @@ fn describe() {
     );
     describe_gauge!(
         "gmm_ready",
-        "1 once the model is initialised and the source connected."
+        "1 while the model is initialised and the source connected (a Kafka source: some broker reachable)."
     );
     describe_histogram!(
         EM_STEP_SECONDS,

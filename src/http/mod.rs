@@ -71,24 +71,17 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
     let model = state.live.borrow().is_some();
-    let source = state
-        .counters
-        .source_ready
-        .load(std::sync::atomic::Ordering::Relaxed)
-        == 1;
-    match (model, source) {
-        (true, true) => (StatusCode::OK, "ready\n").into_response(),
-        (false, _) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the model is still warming up\n",
-        )
-            .into_response(),
-        (true, false) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the source is not connected\n",
-        )
-            .into_response(),
+    let counters = &state.counters;
+    let connected = counters.source_ready.load(Relaxed) == 1;
+    let down = counters.source_down.load(Relaxed);
+    let not_ready = |why: &'static str| (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    match (model, connected, down) {
+        (false, _, _) => not_ready("not ready: the model is still warming up\n"),
+        (true, false, _) => not_ready("not ready: the source is not connected\n"),
+        (true, true, true) => not_ready("not ready: no Kafka broker can be reached\n"),
+        (true, true, false) => (StatusCode::OK, "ready\n").into_response(),
     }
 }
 

@@ -11,12 +11,13 @@
 //! prefetch queue (`queued.max.messages.kbytes`) keeps memory flat meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
@@ -82,6 +83,8 @@ pub struct SourceContext {
     /// retried by the polling thread, so that a quiet stream's lag still reaches
     /// zero. Held while committing, so that commits never go backwards.
     failed_commit: Mutex<Option<Offsets>>,
+    /// True while no broker can be reached (readiness reports it).
+    brokers_down: Arc<AtomicBool>,
 }
 
 /// topic → partition → offset.
@@ -96,7 +99,21 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ClientContext for SourceContext {
     /// librdkafka's periodic statistics carry each partition's lag behind its
     /// high watermark, measured from the committed offset (what monitoring sees).
+    /// All brokers down: not ready until one is back (seen in the statistics or in
+    /// a message). librdkafka reconnects by itself meanwhile.
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let KafkaError::Global(RDKafkaErrorCode::AllBrokersDown) = error {
+            self.brokers_down.store(true, Relaxed);
+        }
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
+        let up = statistics
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        self.brokers_down.store(!up, Relaxed);
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 // -1 marks partitions this consumer does not fetch (or not yet).
@@ -299,6 +316,7 @@ impl KafkaSource {
         required: &[String],
         resume: BTreeMap<String, BTreeMap<i32, i64>>,
         decode: DecodeConfig,
+        brokers_down: Arc<AtomicBool>,
     ) -> Result<Self, KafkaSourceError> {
         let decoder = Decoder::new(decode)?;
         let durable = Arc::new(Mutex::new(resume));
@@ -306,6 +324,7 @@ impl KafkaSource {
             durable: durable.clone(),
             link: Mutex::new(None),
             failed_commit: Mutex::new(None),
+            brokers_down,
         };
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
@@ -379,6 +398,7 @@ impl KafkaSource {
             let full = match consumer.poll(POLL) {
                 None => self.pending_len() > 0,
                 Some(Ok(message)) => {
+                    consumer.context().brokers_down.store(false, Relaxed);
                     let (topic, partition, offset) = (
                         message.topic().to_string(),
                         message.partition(),

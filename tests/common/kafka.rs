@@ -435,6 +435,8 @@ pub struct DaemonSettings {
     pub properties: Vec<(String, String)>,
     /// Extra TOML lines, appended at the end (their own sections).
     pub extra: String,
+    /// `http.listen` (empty: no HTTP server).
+    pub http_listen: String,
 }
 
 impl DaemonSettings {
@@ -453,6 +455,7 @@ impl DaemonSettings {
             snapshot_topic: None,
             properties: Vec::new(),
             extra: String::new(),
+            http_listen: String::new(),
         }
     }
 
@@ -501,7 +504,7 @@ group_id = "{group}"
 [kafka.properties]
 {properties}
 [http]
-listen = ""
+listen = "{http_listen}"
 
 [log]
 status_every_seconds = 1.0
@@ -519,6 +522,7 @@ status_every_seconds = 1.0
             group = self.group,
             properties = properties,
             extra = self.extra,
+            http_listen = self.http_listen,
         )
     }
 
