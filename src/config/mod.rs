@@ -1,0 +1,407 @@
+//! The daemon's configuration: TOML, in layers (later wins): built-in defaults, the
+//! file, environment variables `GMM_STREAM__SECTION__KEY`, and `--set
+//! section.key=value`. Unknown keys are an error; every value is validated with a
+//! message that names its key. `config/default.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{CovarianceType, DriftSettings, HalfLifeUnit, OnlineSettings, Schedule};
+use crate::source::Format;
+
+mod load;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+/// Environment variables with this prefix set keys: `GMM_STREAM__MODEL__COMPONENTS=8`.
+pub const ENV_PREFIX: &str = "GMM_STREAM__";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(String),
+    #[error("invalid --set `{0}`: expected section.key=value")]
+    BadSet(String),
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub model: ModelConfig,
+    pub estimator: EstimatorConfig,
+    pub snapshot: SnapshotConfig,
+    pub scores: ScoresConfig,
+    pub dead_letter: DeadLetterConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Kafka,
+    File,
+    Stdin,
+    Generator,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// The input file (`kind = "file"`).
+    pub path: PathBuf,
+    pub format: Format,
+    /// CSV header names or JSON object keys that are the coordinates, in order.
+    pub fields: Vec<String>,
+    /// Coordinates per point; 0 learns it from the first point (csv, json).
+    pub dim: usize,
+    /// Longest accepted record (line or message), in bytes.
+    pub max_record_bytes: usize,
+    pub generator: GeneratorConfig,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            kind: SourceKind::Generator,
+            path: PathBuf::new(),
+            format: Format::Csv,
+            fields: Vec::new(),
+            dim: 0,
+            max_record_bytes: 64 << 20,
+            generator: GeneratorConfig::default(),
+        }
+    }
+}
+
+/// The built-in synthetic stream: a seeded mixture that can drift and emit outliers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneratorConfig {
+    /// Dimension of the points (`source.dim` wins when set).
+    pub dim: usize,
+    pub components: usize,
+    pub seed: u64,
+    /// Points per second; 0 is as fast as possible.
+    pub rate: f64,
+    /// Total points, then the stream ends; 0 never ends.
+    pub limit: u64,
+    /// Half-width of the box the component means are drawn in.
+    pub spread: f64,
+    /// Gradual drift: distance every mean moves per 10 000 points.
+    pub drift_per_10k: f64,
+    /// Abrupt change: every this many points the means jump (0: never).
+    pub jump_every: u64,
+    /// Distance of each jump.
+    pub jump_size: f64,
+    /// Fraction of points drawn far from every component.
+    pub outlier_fraction: f64,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        Self {
+            dim: 2,
+            components: 3,
+            seed: 42,
+            rate: 2_000.0,
+            limit: 0,
+            spread: 8.0,
+            drift_per_10k: 0.0,
+            jump_every: 0,
+            jump_size: 6.0,
+            outlier_fraction: 0.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Key of snapshots published to Kafka.
+    pub name: String,
+    pub components: usize,
+    pub covariance_type: CovarianceType,
+    pub reg_covar: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            name: "gmm-stream".into(),
+            components: 3,
+            covariance_type: CovarianceType::Full,
+            reg_covar: 1e-6,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Decay,
+    Stepwise,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EstimatorConfig {
+    pub batch_size: usize,
+    /// A batch is closed after this long even if not full, so a slow stream updates.
+    pub batch_timeout_ms: u64,
+    pub schedule: ScheduleKind,
+    /// Half-life of the decay; `inf` never forgets.
+    pub half_life: f64,
+    pub half_life_unit: HalfLifeUnit,
+    pub stepwise_alpha: f64,
+    /// Stepwise offset t0, in batches; negative means warmup_points / batch_size.
+    pub stepwise_t0: f64,
+    pub warmup_points: usize,
+    pub warmup_iterations: usize,
+    pub seed: u64,
+    /// A component whose share of the weight falls below this is re-seeded.
+    pub min_weight: f64,
+    pub map_prior: bool,
+    /// Points flagged as anomalies are scored but left out of the model's
+    /// statistics, so outliers cannot bend it.
+    pub trim_anomalies: bool,
+    pub drift: DriftSettings,
+}
+
+impl Default for EstimatorConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 1024,
+            batch_timeout_ms: 1000,
+            schedule: ScheduleKind::Decay,
+            half_life: 10_000.0,
+            half_life_unit: HalfLifeUnit::Points,
+            stepwise_alpha: 0.7,
+            stepwise_t0: -1.0,
+            warmup_points: 2_000,
+            warmup_iterations: 20,
+            seed: 0,
+            min_weight: 1e-3,
+            map_prior: false,
+            trim_anomalies: true,
+            drift: DriftSettings::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotFormat {
+    Json,
+    Bin,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotConfig {
+    pub dir: PathBuf,
+    /// Snapshot after this many absorbed points (0: not by count).
+    pub every_points: u64,
+    /// Snapshot after this many seconds (0: not by time).
+    pub every_seconds: f64,
+    /// Snapshots kept on disk (at least 1).
+    pub keep: usize,
+    pub format: SnapshotFormat,
+    /// Kafka topic every snapshot is also published to (empty: none).
+    pub topic: String,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("snapshots"),
+            every_points: 100_000,
+            every_seconds: 60.0,
+            keep: 5,
+            format: SnapshotFormat::Json,
+            topic: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    None,
+    Stdout,
+    File,
+    Kafka,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoresConfig {
+    pub sink: SinkKind,
+    pub path: PathBuf,
+    pub topic: String,
+    /// Flag the points whose log-density is below this quantile of recent ones.
+    pub anomaly_quantile: f64,
+    /// How many recent points the running quantile covers.
+    pub anomaly_window: usize,
+}
+
+impl Default for ScoresConfig {
+    fn default() -> Self {
+        Self {
+            sink: SinkKind::None,
+            path: PathBuf::new(),
+            topic: String::new(),
+            anomaly_quantile: 0.001,
+            anomaly_window: 100_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadLetterConfig {
+    pub sink: SinkKind,
+    pub path: PathBuf,
+    pub topic: String,
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        Self {
+            sink: SinkKind::None,
+            path: PathBuf::new(),
+            topic: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    /// Passed to librdkafka as they are (TLS, SASL, timeouts...).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topics: vec!["points".into()],
+            group_id: "gmm-stream".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on; empty disables the server.
+    pub listen: String,
+    pub max_body_bytes: usize,
+    /// Bearer token required by /model and /score (empty: none). The environment
+    /// variable GMM_STREAM_HTTP_TOKEN also sets it.
+    pub token: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+            max_body_bytes: 8 << 20,
+            token: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// Seconds between status lines (0: none).
+    pub status_every_seconds: f64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            status_every_seconds: 10.0,
+        }
+    }
+}
+
+impl Config {
+    /// The dimension the generator produces.
+    pub fn generator_dim(&self) -> usize {
+        if self.source.dim > 0 {
+            self.source.dim
+        } else {
+            self.source.generator.dim
+        }
+    }
+
+    /// The online estimator's settings.
+    pub fn online_settings(&self) -> OnlineSettings {
+        let e = &self.estimator;
+        let schedule = match e.schedule {
+            ScheduleKind::Decay => Schedule::Decay {
+                half_life: e.half_life.is_finite().then_some(e.half_life),
+                unit: e.half_life_unit,
+            },
+            ScheduleKind::Stepwise => Schedule::Stepwise {
+                alpha: e.stepwise_alpha,
+                t0: if e.stepwise_t0 < 0.0 {
+                    e.warmup_points as f64 / e.batch_size as f64
+                } else {
+                    e.stepwise_t0
+                },
+            },
+        };
+        OnlineSettings {
+            n_components: self.model.components,
+            covariance_type: self.model.covariance_type,
+            reg_covar: self.model.reg_covar,
+            schedule,
+            warmup_points: e.warmup_points,
+            warmup_iterations: e.warmup_iterations,
+            seed: e.seed,
+            min_weight: e.min_weight,
+            map_prior: e.map_prior,
+            drift: e.drift,
+            // With anomaly trimming, the warm-up also leaves out its least likely
+            // points: at least 1 %, or the anomaly quantile when that is larger.
+            warmup_trim: if e.trim_anomalies {
+                self.scores.anomaly_quantile.max(0.01)
+            } else {
+                0.0
+            },
+        }
+    }
+}

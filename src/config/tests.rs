@@ -1,0 +1,201 @@
+//! Loading, layering and validation; the shipped config files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    f.write_all(text.as_bytes()).expect("write");
+    f
+}
+
+fn load(text: Option<&str>, env: &[(&str, &str)], sets: &[&str]) -> Result<Config, ConfigError> {
+    let f = text.map(file);
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Config::load_from(f.as_ref().map(|f| f.path()), &env, &sets)
+}
+
+#[test]
+fn defaults_are_valid_and_run_the_generator() {
+    let c = load(None, &[], &[]).expect("defaults");
+    assert_eq!(c, Config::default());
+    assert_eq!(c.source.kind, SourceKind::Generator);
+}
+
+#[test]
+fn layers_apply_in_order_file_env_set() {
+    let text = "[model]\ncomponents = 5\n[estimator]\nbatch_size = 100\nhalf_life = 500\n";
+    let c = load(
+        Some(text),
+        &[
+            ("GMM_STREAM__MODEL__COMPONENTS", "6"),
+            ("GMM_STREAM__ESTIMATOR__SCHEDULE", "stepwise"),
+        ],
+        &["model.components=7", "kafka.topics=[\"a\", \"b\"]"],
+    )
+    .expect("loads");
+    assert_eq!(c.model.components, 7);
+    assert_eq!(c.estimator.batch_size, 100);
+    assert_eq!(c.estimator.half_life, 500.0);
+    assert_eq!(c.estimator.schedule, ScheduleKind::Stepwise);
+    assert_eq!(c.kafka.topics, vec!["a".to_string(), "b".to_string()]);
+}
+
+#[test]
+fn unknown_keys_are_errors_that_name_them() {
+    let err = load(Some("[source]\nfromat = \"csv\"\n"), &[], &[]).expect_err("unknown");
+    let msg = err.to_string();
+    assert!(msg.contains("fromat"), "{msg}");
+    let err = load(None, &[], &["estimator.batchsize=3"]).expect_err("unknown");
+    assert!(err.to_string().contains("batchsize"), "{err}");
+    let err = load(None, &[("GMM_STREAM__NOPE__X", "1")], &[]).expect_err("unknown");
+    assert!(err.to_string().contains("nope"), "{err}");
+    assert!(matches!(
+        load(None, &[], &["components=3"]),
+        Err(ConfigError::BadSet(_))
+    ));
+}
+
+#[test]
+fn file_errors_name_the_file_on_one_line() {
+    let f = file("[source]\nformat = \n");
+    let err = Config::load_from(Some(f.path()), &[], &[]).expect_err("syntax");
+    let msg = err.to_string();
+    assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+    assert!(!msg.contains('\n'), "{msg}");
+    let f = file("[source]\nfromat = \"csv\"\n");
+    let err = Config::load_from(Some(f.path()), &[], &[]).expect_err("unknown");
+    assert!(
+        err.to_string().contains(&f.path().display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_values_name_their_key() {
+    let cases = [
+        ("estimator.batch_size=0", "estimator.batch_size"),
+        ("estimator.stepwise_alpha=0.4", "estimator.stepwise_alpha"),
+        ("scores.anomaly_quantile=0.7", "scores.anomaly_quantile"),
+        ("scores.sink=file", "scores.path"),
+        ("snapshot.keep=0", "snapshot.keep"),
+        ("source.kind=file", "source.path"),
+        ("model.covariance_type=round", "covariance_type"),
+        ("estimator.half_life=-3", "estimator.half_life"),
+    ];
+    for (set, key) in cases {
+        let err = load(None, &[], &[set]).expect_err(set);
+        assert!(err.to_string().contains(key), "{set}: {err}");
+    }
+    let err = load(
+        None,
+        &[],
+        &[
+            "source.kind=file",
+            "source.path=x.bin",
+            "source.format=f64le",
+        ],
+    )
+    .expect_err("dim");
+    assert!(err.to_string().contains("source.dim"), "{err}");
+}
+
+#[test]
+fn kafka_properties_keep_their_dotted_names() {
+    let c = load(
+        Some("[kafka.properties]\n\"socket.timeout.ms\" = \"5000\"\n"),
+        &[("GMM_STREAM__KAFKA__PROPERTIES__SASL_USERNAME", "me")],
+        &["kafka.properties.security.protocol=SASL_SSL"],
+    )
+    .expect("loads");
+    let p = &c.kafka.properties;
+    assert_eq!(p.get("socket.timeout.ms").map(String::as_str), Some("5000"));
+    assert_eq!(p.get("sasl.username").map(String::as_str), Some("me"));
+    assert_eq!(
+        p.get("security.protocol").map(String::as_str),
+        Some("SASL_SSL")
+    );
+}
+
+#[test]
+fn half_life_inf_never_forgets_and_stepwise_t0_defaults_to_warmup_batches() {
+    let c = load(None, &[], &["estimator.half_life=inf"]).expect("inf");
+    assert!(matches!(
+        c.online_settings().schedule,
+        Schedule::Decay {
+            half_life: None,
+            ..
+        }
+    ));
+    let c = load(
+        None,
+        &[],
+        &["estimator.schedule=stepwise", "estimator.batch_size=500"],
+    )
+    .expect("stepwise");
+    assert_eq!(
+        c.online_settings().schedule,
+        Schedule::Stepwise {
+            alpha: 0.7,
+            t0: 4.0
+        }
+    );
+}
+
+#[test]
+fn a_missing_file_is_reported() {
+    let err =
+        Config::load_from(Some(Path::new("/nonexistent/gmm.toml")), &[], &[]).expect_err("missing");
+    assert!(err.to_string().contains("/nonexistent/gmm.toml"), "{err}");
+}
+
+mod shipped_files {
+    use super::*;
+
+    fn shipped(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(name)
+    }
+
+    #[test]
+    fn default_toml_documents_exactly_the_built_in_defaults() {
+        let c = Config::load_from(Some(&shipped("default.toml")), &[], &[]).expect("loads");
+        assert_eq!(c, Config::default());
+        // And every key is in the file: the same key paths as the defaults.
+        let text = std::fs::read_to_string(shipped("default.toml")).expect("read");
+        let file: toml::Table = toml::from_str(&text).expect("parses");
+        let defaults = toml::Table::try_from(Config::default()).expect("serializes");
+        assert_eq!(key_paths(&file, ""), key_paths(&defaults, ""));
+    }
+
+    fn key_paths(table: &toml::Table, prefix: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, v) in table {
+            let path = format!("{prefix}{k}");
+            match v {
+                toml::Value::Table(t) if k != "properties" => {
+                    out.extend(key_paths(t, &format!("{path}.")))
+                }
+                _ => out.push(path),
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn demo_toml_is_valid() {
+        let c = Config::load_from(Some(&shipped("demo.toml")), &[], &[]).expect("loads");
+        assert_eq!(c.source.kind, SourceKind::Generator);
+    }
+}
