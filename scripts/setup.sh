@@ -26,7 +26,11 @@ fi
 
 if ! python3 -c 'import numpy, sklearn, confluent_kafka' 2>/dev/null; then
     log "installing numpy, scikit-learn, confluent-kafka"
-    python3 -m pip install --quiet --disable-pip-version-check numpy scikit-learn confluent-kafka
+    pip=(python3 -m pip install --quiet --disable-pip-version-check)
+    # A distribution's own Python may refuse (PEP 668, "externally managed"): the
+    # packages then go in with --break-system-packages, as a CI machine allows.
+    "${pip[@]}" numpy scikit-learn confluent-kafka \
+        || "${pip[@]}" --break-system-packages numpy scikit-learn confluent-kafka
 fi
 
 scripts/kafka.sh install
