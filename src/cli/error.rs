@@ -72,9 +72,18 @@ impl CliError {
 }
 
 impl fmt::Display for CliError {
-    /// The whole chain on one line, "outer: inner".
+    /// The whole chain on one line, "outer: inner", each cause once: many of our
+    /// errors already end with their cause's text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.error)
+        let mut line = self.error.to_string();
+        for cause in self.error.chain().skip(1) {
+            let cause = cause.to_string();
+            if !line.ends_with(&cause) {
+                line.push_str(": ");
+                line.push_str(&cause);
+            }
+        }
+        f.write_str(&line)
     }
 }
 
@@ -109,5 +118,18 @@ mod tests {
         let inner = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         let err = CliError::bad_input(anyhow::Error::new(inner).context("data.csv"));
         assert_eq!(err.to_string(), "data.csv: no such file");
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot list the directory d: {0}")]
+        struct Listing(#[source] std::io::Error);
+        let inner = std::io::Error::other("Not a directory");
+        let err = CliError::failure(anyhow::Error::new(Listing(inner)));
+        assert_eq!(
+            err.to_string(),
+            "cannot list the directory d: Not a directory"
+        );
     }
 }

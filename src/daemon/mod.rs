@@ -165,6 +165,7 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
         committer: source.committer,
         counters: counters.clone(),
         source_name: source.name.clone(),
+        unsaved: None,
     };
     let output = tokio::task::spawn_blocking(move || output.run(out_rx, reject_rx));
 

@@ -77,6 +77,8 @@ pub struct OutputStage {
     pub counters: Arc<Counters>,
     /// Which input, in logs and dead letters.
     pub source_name: String,
+    /// Why the last snapshot could not be written, until one is.
+    pub unsaved: Option<SinkError>,
 }
 
 impl OutputStage {
@@ -125,7 +127,13 @@ impl OutputStage {
         while let Some(batch) = rejects.blocking_recv() {
             self.reject(&batch, &mut log)?;
         }
-        self.flush()
+        self.flush()?;
+        // The final state is not on disk: a restart replays from the last snapshot
+        // that is, and the exit status says so.
+        match self.unsaved.take() {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
     }
 
     /// Writes the rejects that have arrived, without waiting for more.
@@ -231,7 +239,21 @@ impl OutputStage {
     fn snapshot(&mut self, file: &ModelFile) -> Result<(), DaemonError> {
         self.flush()?;
         let started = Instant::now();
-        let path = self.store.write(file)?;
+        let path = match self.store.write(file) {
+            Ok(path) => path,
+            Err(error) => {
+                // A full or failing disk: run on and try again at the next snapshot.
+                // Nothing is committed past the last durable snapshot, so a crash
+                // meanwhile replays from there; the snapshot-age alert fires.
+                tracing::error!(%error, "cannot write a snapshot; running on and trying again at the next one");
+                self.counters.snapshot_failures.fetch_add(1, Relaxed);
+                self.unsaved = Some(error);
+                return Ok(());
+            }
+        };
+        if self.unsaved.take().is_some() {
+            tracing::info!("snapshots are written again");
+        }
         let took = started.elapsed();
         self.counters.snapshots.fetch_add(1, Relaxed);
         self.counters
@@ -392,6 +414,7 @@ mod tests {
             })),
             counters: Arc::new(Counters::new()),
             source_name: "test".into(),
+            unsaved: None,
         };
         let (out_tx, out_rx) = mpsc::channel(4);
         let (rej_tx, rej_rx) = mpsc::channel(4);
@@ -418,5 +441,105 @@ mod tests {
         drop((out_tx, rej_tx));
         thread.join().expect("no panic").expect("output stage");
         assert_eq!(*seen.lock().expect("lock"), vec![1]);
+    }
+
+    /// Records the position of every commit.
+    struct Commits(Arc<Mutex<Vec<u64>>>);
+
+    impl PositionCommitter for Commits {
+        fn commit(&mut self, positions: &Positions) {
+            if let Positions::Generator { index } = positions {
+                self.0.lock().expect("lock").push(*index);
+            }
+        }
+    }
+
+    fn snapshot_at(index: u64) -> Output {
+        let mut file = model_file();
+        file.positions = Some(Positions::Generator { index });
+        file.points_seen = index;
+        Output::Snapshot {
+            file: Box::new(file),
+            ack: None,
+        }
+    }
+
+    /// Runs the stage on `outputs`, calling `between` after each has been handled.
+    fn run_snapshots(
+        dir: &std::path::Path,
+        outputs: Vec<(Output, &dyn Fn())>,
+    ) -> (Result<(), DaemonError>, Vec<u64>, u64) {
+        let commits = Arc::new(Mutex::new(Vec::new()));
+        let counters = Arc::new(Counters::new());
+        let stage = OutputStage {
+            store: SnapshotStore::new(dir.join("snapshots"), 5, SnapshotFormat::Json),
+            scores: ScoresTarget::None,
+            dead_letters: DeadLetterTarget::None,
+            kafka: None,
+            snapshot_topic: None,
+            model_name: "m".into(),
+            committer: Some(Box::new(Commits(commits.clone()))),
+            counters: counters.clone(),
+            source_name: "test".into(),
+            unsaved: None,
+        };
+        let (out_tx, out_rx) = mpsc::channel(1);
+        let (_rej_tx, rej_rx) = mpsc::channel(1);
+        let thread = std::thread::spawn(move || stage.run(out_rx, rej_rx));
+        for (output, between) in outputs {
+            let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
+            let output = match output {
+                Output::Snapshot { file, .. } => Output::Snapshot {
+                    file,
+                    ack: Some(ack_tx),
+                },
+                other => other,
+            };
+            out_tx.blocking_send(output).expect("send");
+            ack_rx.recv().expect("acknowledged");
+            between();
+        }
+        drop(out_tx);
+        drop(_rej_tx);
+        let result = thread.join().expect("no panic");
+        let commits = commits.lock().expect("lock").clone();
+        (result, commits, counters.snapshot_failures.load(Relaxed))
+    }
+
+    #[test]
+    fn a_snapshot_that_cannot_be_written_is_tried_again_and_never_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blocker = dir.path().join("snapshots");
+        // A file where the directory should be: every write fails (even as root).
+        std::fs::write(&blocker, b"").expect("block");
+        let unblock = || std::fs::remove_file(&blocker).expect("unblock");
+        let nothing = || {};
+        let (result, commits, failures) = run_snapshots(
+            dir.path(),
+            vec![
+                (snapshot_at(10), &nothing),
+                (snapshot_at(20), &unblock),
+                (snapshot_at(30), &nothing),
+            ],
+        );
+        result.expect("the run goes on and ends well: its last snapshot is saved");
+        assert_eq!(failures, 2);
+        assert_eq!(commits, vec![30], "only the durable snapshot is committed");
+        let on_disk = std::fs::read_dir(dir.path().join("snapshots"))
+            .expect("snapshots")
+            .count();
+        assert_eq!(on_disk, 1);
+    }
+
+    #[test]
+    fn a_run_whose_last_snapshot_cannot_be_written_fails() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("snapshots"), b"").expect("block");
+        let nothing = || {};
+        let (result, commits, failures) =
+            run_snapshots(dir.path(), vec![(snapshot_at(10), &nothing)]);
+        let error = result.expect_err("the final state is not saved");
+        assert!(error.to_string().contains("snapshot"), "{error}");
+        assert_eq!((commits, failures), (vec![], 1));
     }
 }

@@ -27,6 +27,8 @@ pub struct Counters {
     pub changes_detected: AtomicU64,
     pub reseeds: AtomicU64,
     pub snapshots: AtomicU64,
+    /// Snapshots that could not be written (the run went on).
+    pub snapshot_failures: AtomicU64,
     /// Unix time of the last durable snapshot, in milliseconds (0: none yet).
     pub last_snapshot_ms: AtomicU64,
     /// Duration of the last snapshot write, in microseconds.

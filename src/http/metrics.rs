@@ -82,6 +82,11 @@ fn describe() {
         Unit::Count,
         "Snapshots written by this process."
     );
+    describe_counter!(
+        "gmm_snapshot_failures_total",
+        Unit::Count,
+        "Snapshots that could not be written (the run went on; see the log)."
+    );
     describe_gauge!("gmm_model_version", "Model version (+1 at every M-step).");
     describe_gauge!(
         "gmm_mean_log_likelihood",
@@ -142,6 +147,7 @@ fn publish(c: &Counters) {
     counter!("gmm_changes_detected_total").absolute(c.changes_detected.load(Relaxed));
     counter!("gmm_reseeds_total").absolute(c.reseeds.load(Relaxed));
     counter!("gmm_snapshots_total").absolute(c.snapshots.load(Relaxed));
+    counter!("gmm_snapshot_failures_total").absolute(c.snapshot_failures.load(Relaxed));
     gauge!("gmm_model_version").set(c.model_version.load(Relaxed) as f64);
     gauge!("gmm_mean_log_likelihood").set(c.recent_mean_ll());
     gauge!("gmm_anomaly_threshold").set(c.threshold().unwrap_or(f64::NAN));
