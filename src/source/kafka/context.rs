@@ -109,13 +109,16 @@ impl ConsumerContext for SourceContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                tracing::info!(partitions = %describe(tpl), "partitions revoked: absorbing, snapshotting and committing first");
+                let partitions = describe(tpl);
+                tracing::info!(%partitions, "partitions revoked: absorbing, snapshotting and committing first");
                 self.flush_pipeline();
-                if cooperative {
+                let result = if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
                     consumer.unassign()
-                }
+                };
+                tracing::info!(%partitions, "partitions given up");
+                result
             }
             other => {
                 tracing::error!(error = ?other, "rebalance failed");
