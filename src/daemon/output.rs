@@ -484,7 +484,7 @@ mod tests {
             unsaved: None,
         };
         let (out_tx, out_rx) = mpsc::channel(1);
-        let (_rej_tx, rej_rx) = mpsc::channel(1);
+        let (rej_tx, rej_rx) = mpsc::channel(1);
         let thread = std::thread::spawn(move || stage.run(out_rx, rej_rx));
         for (output, between) in outputs {
             let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
@@ -500,7 +500,7 @@ mod tests {
             between();
         }
         drop(out_tx);
-        drop(_rej_tx);
+        drop(rej_tx);
         let result = thread.join().expect("no panic");
         let commits = commits.lock().expect("lock").clone();
         (result, commits, counters.snapshot_failures.load(Relaxed))
