@@ -101,9 +101,9 @@ impl Batcher {
                 },
             };
             match msg {
-                Some(SourceMsg::Chunk(chunk)) => {
+                Some(SourceMsg::Chunk(mut chunk)) => {
                     if !chunk.rejects.is_empty() {
-                        let _ = rejects.send(chunk.rejects.clone()).await;
+                        let _ = rejects.send(std::mem::take(&mut chunk.rejects)).await;
                     }
                     if !self.absorb(chunk, &mut pending, &tx).await {
                         return;

@@ -209,10 +209,7 @@ impl OutputStage {
                         } => Some((&**topic, *partition, *offset)),
                         Origin::Next(_) => None,
                     };
-                    let detail = match r.reject.index {
-                        Some(i) => format!("point {}: {}", i + 1, r.reject.detail),
-                        None => r.reject.detail.clone(),
-                    };
+                    let detail = r.reject.to_string();
                     let headers = dead_letter_headers(r.reject.reason.as_str(), &detail, origin);
                     sink.send(topic, None, &r.payload, Some(headers))?;
                 }

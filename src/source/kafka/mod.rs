@@ -193,12 +193,8 @@ impl KafkaSource {
                 None => self.pending_len() > 0,
                 Some(Ok(message)) => {
                     consumer.context().brokers_down.store(false, Relaxed);
-                    let (topic, partition, offset) = (
-                        message.topic().to_string(),
-                        message.partition(),
-                        message.offset(),
-                    );
-                    self.decode(&topic, partition, offset, message.payload())
+                    let (partition, offset) = (message.partition(), message.offset());
+                    self.decode(message.topic(), partition, offset, message.payload())
                 }
                 Some(Err(error)) => {
                     if let Some((_, reason)) = consumer.client().fatal_error() {
@@ -223,11 +219,14 @@ impl KafkaSource {
 
     /// Decodes one message into the pending chunk; true when the chunk is full.
     fn decode(&mut self, topic: &str, partition: i32, offset: i64, payload: Option<&[u8]>) -> bool {
-        let name = self
-            .names
-            .entry(topic.to_string())
-            .or_insert_with(|| Arc::from(topic))
-            .clone();
+        let name = match self.names.get(topic) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                self.names.insert(topic.to_string(), name.clone());
+                name
+            }
+        };
         let origin = Origin::Kafka {
             topic: name,
             partition,
