@@ -25,10 +25,8 @@ use crate::source::chunk::{Ack, Origin, RecordMark};
 #[derive(Clone, Debug)]
 pub struct LiveModel {
     pub model: Arc<GaussianMixture>,
-    pub threshold: Option<f64>,
-    pub model_version: u64,
-    pub points_seen: u64,
-    /// The model file of the latest update (what `/model` serves).
+    /// The model file of the latest update (what `/model` serves; its version and
+    /// anomaly threshold are those that scores carry).
     pub file: Arc<ModelFile>,
 }
 
@@ -307,9 +305,6 @@ impl EstimatorStage {
         self.counters.model_ready.store(1, Relaxed);
         let live = LiveModel {
             model: Arc::new(model.clone()),
-            threshold: self.anomaly.threshold(),
-            model_version: self.estimator.model_version(),
-            points_seen: self.estimator.points_seen(),
             file: Arc::new(file),
         };
         self.live.send_replace(Some(live));

@@ -198,8 +198,13 @@ fn score_body(live: &LiveModel, body: &[u8]) -> Result<Vec<u8>, String> {
         if j > 0 {
             out.push(b',');
         }
-        ScoreRecord::from_evaluation(&evaluation, j, live.model_version, live.threshold)
-            .write_json(&mut out);
+        ScoreRecord::from_evaluation(
+            &evaluation,
+            j,
+            live.file.model_version,
+            live.file.anomaly_threshold,
+        )
+        .write_json(&mut out);
     }
     out.extend_from_slice(b"]\n");
     Ok(out)
