@@ -196,7 +196,7 @@ pub fn kmeans_plusplus_trimmed<R: Rng + ?Sized>(
     let trials = 2 + (k as f64).ln().floor() as usize;
     let mut seeds = vec![rng.random_range(0..n)];
     let mut closest: Vec<f64> = (0..n).map(|j| sq_dist(point(j), point(seeds[0]))).collect();
-    let mut cap = trim_cap(&closest, trim);
+    let mut cap = trim_cap(closest.iter().copied(), trim);
     let mut potential: f64 = closest.iter().filter(|&&v| v <= cap).sum();
     while seeds.len() < k {
         let cumulative: Vec<f64> = closest
@@ -214,7 +214,7 @@ pub fn kmeans_plusplus_trimmed<R: Rng + ?Sized>(
                 .into_par_iter()
                 .map(|j| closest[j].min(sq_dist(point(j), point(cand))))
                 .collect();
-            let cand_cap = trim_cap(&dists, trim);
+            let cand_cap = trim_cap(dists.iter().copied(), trim);
             let pot: f64 = dists.iter().filter(|&&v| v <= cand_cap).sum();
             if best.as_ref().is_none_or(|(p, _, _)| pot < *p) {
                 best = Some((pot, cand, dists));
@@ -226,7 +226,7 @@ pub fn kmeans_plusplus_trimmed<R: Rng + ?Sized>(
         };
         seeds.push(cand);
         closest = dists;
-        cap = trim_cap(&closest, trim);
+        cap = trim_cap(closest.iter().copied(), trim);
         potential = pot;
     }
     seeds
@@ -234,12 +234,15 @@ pub fn kmeans_plusplus_trimmed<R: Rng + ?Sized>(
 
 /// The distance at or below which all but the `trim` fraction farthest lie (∞ when
 /// nothing is trimmed).
-fn trim_cap(dists: &[f64], trim: f64) -> f64 {
-    if !finite_above(trim, 0.0) || dists.is_empty() {
+fn trim_cap(dists: impl IntoIterator<Item = f64>, trim: f64) -> f64 {
+    if !finite_above(trim, 0.0) {
         return f64::INFINITY;
     }
-    let keep = (((1.0 - trim) * dists.len() as f64).ceil() as usize).clamp(1, dists.len());
-    let mut v = dists.to_vec();
+    let mut v: Vec<f64> = dists.into_iter().collect();
+    if v.is_empty() {
+        return f64::INFINITY;
+    }
+    let keep = (((1.0 - trim) * v.len() as f64).ceil() as usize).clamp(1, v.len());
     *v.select_nth_unstable_by(keep - 1, f64::total_cmp).1
 }
 
@@ -308,10 +311,7 @@ pub fn kmeans<R: Rng + ?Sized>(
         for (l, a) in labels.iter_mut().zip(&assigned) {
             *l = a.0;
         }
-        let cap = trim_cap(
-            &assigned.iter().map(|a| a.1).collect::<Vec<_>>(),
-            options.trim,
-        );
+        let cap = trim_cap(assigned.iter().map(|a| a.1), options.trim);
         let new_centres = recompute_centres(&flat, &labels, &assigned, cap, k, d);
         let shift: f64 = new_centres
             .chunks_exact(d)
@@ -332,10 +332,7 @@ pub fn kmeans<R: Rng + ?Sized>(
         *l = a.0;
     }
     fill_empty_clusters(&mut labels, &assigned, k);
-    let cap = trim_cap(
-        &assigned.iter().map(|a| a.1).collect::<Vec<_>>(),
-        options.trim,
-    );
+    let cap = trim_cap(assigned.iter().map(|a| a.1), options.trim);
     let trimmed = assigned.iter().map(|a| a.1 > cap).collect();
     let mut out = DMatrix::from_column_slice(d, k, &centres);
     for mut col in out.column_iter_mut() {
@@ -404,15 +401,18 @@ fn recompute_centres(
             sums[l * d + i] += flat[j * d + i];
         }
     }
-    // Empty clusters take the points farthest from their centres.
-    let mut far: Vec<usize> = (0..labels.len()).collect();
-    far.sort_by(|&a, &b| assigned[b].1.total_cmp(&assigned[a].1));
-    let mut far = far.into_iter();
-    for c in 0..k {
-        if counts[c] == 0 {
-            if let Some(j) = far.next() {
-                sums[c * d..(c + 1) * d].copy_from_slice(&flat[j * d..(j + 1) * d]);
-                counts[c] = 1;
+    // Empty clusters take the points farthest from their centres (sorted only
+    // when there is one: this runs at every Lloyd iteration).
+    if counts.contains(&0) {
+        let mut far: Vec<usize> = (0..labels.len()).collect();
+        far.sort_by(|&a, &b| assigned[b].1.total_cmp(&assigned[a].1));
+        let mut far = far.into_iter();
+        for c in 0..k {
+            if counts[c] == 0 {
+                if let Some(j) = far.next() {
+                    sums[c * d..(c + 1) * d].copy_from_slice(&flat[j * d..(j + 1) * d]);
+                    counts[c] = 1;
+                }
             }
         }
     }

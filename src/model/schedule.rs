@@ -117,9 +117,9 @@ pub fn elapsed(unit: HalfLifeUnit, points: usize, seconds: f64) -> f64 {
     }
 }
 
-/// `γ_t = (t + t0)^−α`, at most 1. `t` counts batches from 1.
-pub fn stepwise_gamma(alpha: f64, t0: f64, t: u64) -> f64 {
-    (t as f64 + t0).powf(-alpha).min(1.0)
+/// `γ_t = (t + t0)^−α`, at most 1, for `step = t + t0` (`t` counts batches from 1).
+pub fn stepwise_gamma(alpha: f64, step: f64) -> f64 {
+    step.powf(-alpha).min(1.0)
 }
 
 #[cfg(test)]
@@ -141,8 +141,8 @@ mod tests {
     fn stepwise_with_alpha_one_is_a_running_average() {
         // With t0 = warm-up batches, γ_t = 1/(t + t0): each batch weighs as much as
         // every earlier batch.
-        assert!((stepwise_gamma(1.0, 3.0, 1) - 0.25).abs() < 1e-15);
-        assert_eq!(stepwise_gamma(0.7, 0.0, 1), 1.0);
+        assert!((stepwise_gamma(1.0, 1.0 + 3.0) - 0.25).abs() < 1e-15);
+        assert_eq!(stepwise_gamma(0.7, 1.0 + 0.0), 1.0);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use super::estep::{EvalRequest, Evaluation};
 use super::linalg::Points;
 use super::mixture::GaussianMixture;
 use super::mstep::{m_step, Prior};
-use super::schedule::{decay_factor, elapsed, HalfLifeUnit, Schedule};
+use super::schedule::{decay_factor, elapsed, stepwise_gamma, HalfLifeUnit, Schedule};
 use super::stats::{Scatter, SufficientStats};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -485,7 +485,7 @@ impl OnlineEm {
                         step,
                     });
                 }
-                let gamma = step.powf(-alpha).min(1.0);
+                let gamma = stepwise_gamma(alpha, step);
                 stats.scale(1.0 - gamma);
                 step += 1.0;
                 (gamma / absorbed, absorbed / gamma)
