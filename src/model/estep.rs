@@ -11,7 +11,7 @@
 //! an uninterrupted one exactly. The kernels themselves are in `kernels` (densities and
 //! responsibilities) and `block_stats` (statistics), on the vectors of `simd`.
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rayon::prelude::*;
 
 use super::block_stats::{add_block_scatter, block_moments, CentredSums};
@@ -25,7 +25,7 @@ use super::mixture::GaussianMixture;
 #[cfg(target_arch = "x86_64")]
 use super::simd::Avx2;
 use super::simd::{padded, Portable, Simd};
-use super::stats::{ComponentScatter, SufficientStats};
+use super::stats::SufficientStats;
 
 /// Points per block: the block (d×BLOCK) and its centred and weighted copies for the
 /// statistics should stay in L1/L2, while each 2×2 scatter tile wants a long run of
@@ -387,25 +387,7 @@ fn close(stats: &mut SufficientStats, k: usize, centre: &[f64], sums: &mut Centr
     if sums.n <= 0.0 {
         return;
     }
-    let delta = sums.delta();
-    let mean = DVector::from_iterator(
-        centre.len(),
-        centre.iter().zip(&delta).map(|(c, dl)| c + dl),
-    );
-    match stats.covariance_type() {
-        CovarianceType::Full | CovarianceType::Tied => {
-            let m2 = sums.full_scatter(&delta);
-            stats.merge_component(k, sums.n, &mean, ComponentScatter::Full(&m2));
-        }
-        CovarianceType::Diag => {
-            let m2 = sums.diag_scatter(&delta);
-            stats.merge_component(k, sums.n, &mean, ComponentScatter::Diag(m2));
-        }
-        CovarianceType::Spherical => {
-            let m2 = sums.diag_scatter(&delta).sum();
-            stats.merge_component(k, sums.n, &mean, ComponentScatter::Spherical(m2));
-        }
-    }
+    stats.merge_centred(k, centre, sums);
     sums.clear();
 }
 

@@ -187,6 +187,30 @@ impl SufficientStats {
         Ok(())
     }
 
+    /// Merges `sums`, accumulated about `centre`, into component k, in the form
+    /// its covariance type keeps.
+    pub(crate) fn merge_centred(&mut self, k: usize, centre: &[f64], sums: &CentredSums) {
+        let delta = sums.delta();
+        let mean = DVector::from_iterator(
+            centre.len(),
+            centre.iter().zip(&delta).map(|(c, dl)| c + dl),
+        );
+        match self.covariance_type() {
+            CovarianceType::Full | CovarianceType::Tied => {
+                let m2 = sums.full_scatter(&delta);
+                self.merge_component(k, sums.n, &mean, ComponentScatter::Full(&m2));
+            }
+            CovarianceType::Diag => {
+                let m2 = sums.diag_scatter(&delta);
+                self.merge_component(k, sums.n, &mean, ComponentScatter::Diag(m2));
+            }
+            CovarianceType::Spherical => {
+                let m2 = sums.diag_scatter(&delta).sum();
+                self.merge_component(k, sums.n, &mean, ComponentScatter::Spherical(m2));
+            }
+        }
+    }
+
     /// Chan's merge of one component's (weight, mean, scatter) into component `k`.
     pub(crate) fn merge_component(
         &mut self,
@@ -282,22 +306,7 @@ impl SufficientStats {
             if full {
                 add_block_scatter(Portable, scratch, d, bp, &mut sums.scatter);
             }
-            let delta = sums.delta();
-            let mean = pilot + DVector::from_column_slice(&delta);
-            match cov_type {
-                CovarianceType::Full | CovarianceType::Tied => {
-                    let m2 = sums.full_scatter(&delta);
-                    self.merge_component(k, sums.n, &mean, ComponentScatter::Full(&m2));
-                }
-                CovarianceType::Diag => {
-                    let m2 = sums.diag_scatter(&delta);
-                    self.merge_component(k, sums.n, &mean, ComponentScatter::Diag(m2));
-                }
-                CovarianceType::Spherical => {
-                    let m2 = sums.diag_scatter(&delta).sum();
-                    self.merge_component(k, sums.n, &mean, ComponentScatter::Spherical(m2));
-                }
-            }
+            self.merge_centred(k, pilot.as_slice(), &sums);
         }
     }
 
