@@ -137,12 +137,7 @@ impl FileSource {
                 continue;
             };
             let line = line.trim_ascii();
-            if line
-                .strip_prefix(b"\xEF\xBB\xBF")
-                .unwrap_or(line)
-                .trim_ascii()
-                .is_empty()
-            {
+            if super::decode::clean_csv_line(line).is_empty() {
                 continue;
             }
             // A header that cannot serve the configured fields leaves every row

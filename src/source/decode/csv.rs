@@ -110,7 +110,7 @@ enum Line {
 
 /// Without the line terminator, surrounding whitespace and a UTF-8 byte order mark
 /// (spreadsheets write one, and it would otherwise stick to the first column name).
-fn clean(line: &[u8]) -> &[u8] {
+pub(crate) fn clean(line: &[u8]) -> &[u8] {
     let line = line.trim_ascii();
     line.strip_prefix(b"\xEF\xBB\xBF")
         .unwrap_or(line)

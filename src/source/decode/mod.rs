@@ -35,6 +35,7 @@ use std::num::NonZeroUsize;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub(crate) use self::csv::clean as clean_csv_line;
 pub use reject::{Reject, RejectReason};
 
 use self::binary::Float;
