@@ -4,10 +4,11 @@ mod human;
 mod summary;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::CliError;
 use super::model_file;
+use super::output::Output;
 use summary::Summary;
 
 const EXAMPLES: &str = "\
@@ -49,13 +50,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
     } else {
         human::render(&summary)
     };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::output_closed()),
-        Err(e) => Err(CliError::failure_msg(format!("stdout: cannot write: {e}"))),
-        Ok(()) => Ok(()),
-    }
+    let mut out = Output::open(Path::new("-"))?;
+    out.write_all(text.as_bytes())
+        .map_err(|e| out.write_error(e))?;
+    out.finish()
 }
