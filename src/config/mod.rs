@@ -402,6 +402,7 @@ impl Config {
             } else {
                 0.0
             },
+            ..OnlineSettings::new(self.model.components)
         }
     }
 }

@@ -22,6 +22,7 @@ mod online;
 mod schedule;
 mod simd;
 mod stats;
+mod variational;
 
 pub use covariance::{CovarianceType, Covariances};
 pub use drift::{BatchLevel, DriftSettings, DriftState};
@@ -36,6 +37,13 @@ pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions
 pub use linalg::{points_from_rows, Points};
 pub use mixture::GaussianMixture;
 pub use mstep::{m_step, Prior};
-pub use online::{BatchOutcome, OnlineEm, OnlineSettings, OnlineState, Scored};
+pub use online::{
+    BatchOutcome, Inference, OnlineEm, OnlineSettings, OnlineState, OnlineVariational, Scored,
+    StructureChanges, VariationalState,
+};
 pub use schedule::{decay_factor, stepwise_gamma, HalfLifeUnit, Schedule};
 pub use stats::{Scatter, SufficientStats};
+pub use variational::{
+    fit_variational, variational_step, CovariancePrior, Posterior, PriorChoices, VariationalPrior,
+    VariationalReport, VariationalSettings, WeightConcentration, WeightPriorType,
+};

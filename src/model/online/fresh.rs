@@ -1,7 +1,7 @@
 //! A fresh start from buffered points: the warm-up, and the rebuild after a
 //! detected change.
 
-use super::{BatchOutcome, OnlineEm, Scored};
+use super::{BatchOutcome, Inference, OnlineEm, Scored};
 use crate::model::em::{fit, EmSettings, Start};
 use crate::model::error::{ModelError, Result};
 use crate::model::estep::{EvalRequest, Evaluation};
@@ -38,6 +38,9 @@ impl OnlineEm {
 
     fn initialise(&mut self, buffer: &[f64], d: usize) -> Result<BatchOutcome> {
         let x = points_from_rows(buffer, d)?;
+        if self.settings.inference == Inference::Variational {
+            return self.initialise_variational(x);
+        }
         let fresh = self.fresh_fit(x)?;
         let n = x.ncols() as u64;
         let scored_version = fresh.n_iter;
@@ -46,6 +49,26 @@ impl OnlineEm {
         self.state.points_seen = n;
         self.state.model_version = scored_version + 1;
         self.state.batches = 1;
+        self.model = Some(fresh.model);
+        Ok(BatchOutcome {
+            scored: Some(Scored {
+                model_version: scored_version,
+                evaluation: fresh.evaluation,
+            }),
+            updated: true,
+            ..BatchOutcome::default()
+        })
+    }
+
+    fn initialise_variational(&mut self, x: Points<'_>) -> Result<BatchOutcome> {
+        let fresh = self.fresh_variational(x)?;
+        let scored_version = fresh.n_iter;
+        self.state.stats = Some(fresh.stats);
+        self.state.variational = Some(fresh.state);
+        self.state.points_seen = x.ncols() as u64;
+        self.state.model_version = scored_version + 1;
+        self.state.batches = 1;
+        self.posterior = Some(fresh.posterior);
         self.model = Some(fresh.model);
         Ok(BatchOutcome {
             scored: Some(Scored {
@@ -159,7 +182,7 @@ impl OnlineEm {
 }
 
 /// The value below which a fraction `q` of `values` lies.
-fn lower_quantile(values: &[f64], q: f64) -> f64 {
+pub(super) fn lower_quantile(values: &[f64], q: f64) -> f64 {
     let mut v = values.to_vec();
     let k = ((q * v.len() as f64) as usize).min(v.len().saturating_sub(1));
     *v.select_nth_unstable_by(k, f64::total_cmp).1

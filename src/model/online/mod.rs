@@ -17,6 +17,9 @@
 
 mod fresh;
 mod reseed;
+mod variational;
+
+pub use variational::{Inference, OnlineVariational, StructureChanges, VariationalState};
 
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,7 @@ use super::mixture::GaussianMixture;
 use super::mstep::{m_step, Prior};
 use super::schedule::{decay_factor, elapsed, stepwise_gamma, HalfLifeUnit, Schedule};
 use super::stats::{Scatter, SufficientStats};
+use super::variational::Posterior;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OnlineSettings {
@@ -52,6 +56,12 @@ pub struct OnlineSettings {
     /// outliers do not capture a component from the beginning. 0 keeps them all.
     #[serde(default)]
     pub warmup_trim: f64,
+    /// EM, or variational inference with up to `n_components` components.
+    #[serde(default)]
+    pub inference: Inference,
+    /// Settings of variational inference (unused under EM).
+    #[serde(default)]
+    pub variational: OnlineVariational,
 }
 
 impl OnlineSettings {
@@ -72,6 +82,8 @@ impl OnlineSettings {
             map_prior: false,
             drift: DriftSettings::default(),
             warmup_trim: 0.0,
+            inference: Inference::Em,
+            variational: OnlineVariational::default(),
         }
     }
 
@@ -98,6 +110,7 @@ impl OnlineSettings {
             return Err(invalid("min_weight", "must be in [0, 0.5)"));
         }
         self.schedule.check()?;
+        self.variational.check()?;
         self.drift.check()
     }
 }
@@ -121,6 +134,9 @@ pub struct OnlineState {
     pub rebuild: Option<Vec<f64>>,
     /// Times a fresh fit replaced the model after a change.
     pub rebuilds: u64,
+    /// Variational inference only: the priors and which slots live.
+    #[serde(default)]
+    pub variational: Option<VariationalState>,
 }
 
 impl OnlineState {
@@ -142,6 +158,7 @@ impl OnlineState {
             reseeds: 0,
             rebuild: None,
             rebuilds: 0,
+            variational: None,
         }
     }
 }
@@ -169,12 +186,17 @@ pub struct BatchOutcome {
     pub reseeded: Vec<usize>,
     /// A fresh fit on the points since a detected change replaced the model.
     pub rebuilt: bool,
+    /// Variational inference: components born, retired and merged in this batch.
+    pub structure: StructureChanges,
 }
 
 pub struct OnlineEm {
     settings: OnlineSettings,
     state: OnlineState,
     model: Option<GaussianMixture>,
+    /// Variational inference: the posterior that `model` is the plug-in mixture of
+    /// (derived from the statistics, never saved).
+    posterior: Option<Posterior>,
     /// Points scored below this are left out of the statistics (see
     /// [`OnlineEm::set_trim_threshold`]).
     trim: Option<f64>,
@@ -189,6 +211,7 @@ impl OnlineEm {
             settings,
             state,
             model: None,
+            posterior: None,
             trim: None,
         })
     }
@@ -202,6 +225,12 @@ impl OnlineEm {
         pseudo_count: f64,
     ) -> Result<Self> {
         settings.check()?;
+        if settings.inference == Inference::Variational {
+            return Err(invalid(
+                "inference",
+                "variational inference starts from its warm-up, not from a given model",
+            ));
+        }
         if model.n_components() != settings.n_components
             || model.covariance_type() != settings.covariance_type
         {
@@ -223,6 +252,7 @@ impl OnlineEm {
             settings,
             state,
             model: Some(model),
+            posterior: None,
             trim: None,
         })
     }
@@ -252,10 +282,12 @@ impl OnlineEm {
                 "the saved estimator state does not match its model or settings".into(),
             ));
         }
+        let (model, posterior) = variational::restored(&settings, &state, model)?;
         Ok(Self {
             settings,
             state,
             model,
+            posterior,
             trim: None,
         })
     }
@@ -311,7 +343,10 @@ impl OnlineEm {
             }
             return self.start_from_warmup();
         }
-        self.update(x, elapsed_seconds)
+        match self.settings.inference {
+            Inference::Em => self.update(x, elapsed_seconds),
+            Inference::Variational => self.update_variational(x, elapsed_seconds),
+        }
     }
 
     /// Starts the model from whatever the warm-up buffer holds (at the end of a
@@ -428,6 +463,7 @@ impl OnlineEm {
             change_detected: change,
             reseeded,
             rebuilt,
+            structure: StructureChanges::default(),
         })
     }
 
