@@ -3,12 +3,14 @@
 //!
 //! A point is badly explained when its squared Mahalanobis distance to its most
 //! responsible component is beyond the 1 − 1e-4 quantile of χ²_d (a model that fits
-//! expects one such point in 10 000). A birth is proposed when at least
-//! `max(d + 2, 0.5 %)` of the batch are, seeded on the densest group of them (the one
-//! with most others within two typical component radii): its weight, mean and scatter
-//! start the slot for one E-step of the batch, the posterior is updated, one more
-//! E-step refines it, and the birth stands if the bound beats the structure without
-//! it refined alike.
+//! expects one such point in 10 000). Births are proposed when at least
+//! `max(d + 2, 0.5 %)` of the batch are: the densest group of them (the one with
+//! most others within two typical component radii), then the densest of the rest, and
+//! so on while free slots remain and groups are that large. Each group's weight, mean
+//! and scatter start a slot for one E-step of the batch, the posterior is updated, one
+//! more E-step refines it, and the births stand if the bound beats the structure
+//! without them refined alike. Seeding every new cluster of the batch at once
+//! matters: a cluster left out would be absorbed by a neighbour and stretch it.
 
 use nalgebra::{DMatrix, DVector};
 
@@ -91,8 +93,10 @@ fn typical_variance(model: &GaussianMixture, alive: &[bool]) -> f64 {
 }
 
 impl OnlineEm {
-    /// Proposes a birth in the first free slot; returns the new configuration and
-    /// the slot if the bound rises.
+    /// Proposes births in free slots, one per dense group of badly explained points
+    /// (disjoint groups, densest first, as many as there are free slots); returns the
+    /// new configuration and the slots if the bound rises. When it does not, the
+    /// densest group alone is tried.
     pub(super) fn propose_birth(
         &self,
         ctx: &Context<'_>,
@@ -100,38 +104,68 @@ impl OnlineEm {
         model: &GaussianMixture,
         x: Points<'_>,
         evaluation: &Evaluation,
-    ) -> Result<Option<(Configuration, usize)>> {
-        let Some(slot) = current.alive.iter().position(|&a| !a) else {
+    ) -> Result<Option<(Configuration, Vec<usize>)>> {
+        let free: Vec<usize> = (0..current.alive.len())
+            .filter(|&k| !current.alive[k])
+            .collect();
+        if free.is_empty() {
             return Ok(None);
-        };
+        }
         let d = x.nrows();
         let kept: Vec<bool> = match self.trim.filter(|_| !self.state.drift.is_recovering()) {
             Some(t) => evaluation.log_density.iter().map(|&l| l >= t).collect(),
             None => vec![true; x.ncols()],
         };
-        let bad = badly_explained(model, evaluation, &kept);
+        let mut bad = badly_explained(model, evaluation, &kept);
         let least = ((MIN_SHARE * x.ncols() as f64).ceil() as usize).max(d + 2);
         if bad.len() < least {
             return Ok(None);
         }
         // Two typical radii in every coordinate: 4 σ² per coordinate.
         let radius2 = 4.0 * d as f64 * typical_variance(model, &current.alive);
-        let group = densest_group(x, &bad, radius2);
-        if group.len() < d + 2 {
-            return Ok(None);
+        let mut groups = Vec::new();
+        while groups.len() < free.len() {
+            let group = densest_group(x, &bad, radius2);
+            if group.len() < least {
+                break;
+            }
+            bad.retain(|j| !group.contains(j));
+            groups.push(group);
         }
+        let mut tries = vec![groups.len()];
+        if groups.len() > 1 {
+            tries.push(1);
+        }
+        let without = current.refined(ctx)?;
+        for count in tries.into_iter().filter(|&c| c > 0) {
+            let slots = &free[..count];
+            let born = self.with_births(ctx, current, x, slots, &groups[..count])?;
+            if born.bound > without.bound && slots.iter().all(|&k| born.stats.weights()[k] > 0.0) {
+                return Ok(Some((born, slots.to_vec())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The configuration with a component seeded on each group, in its slot: one
+    /// E-step of the batch with the seeds, then one more under the posterior.
+    fn with_births(
+        &self,
+        ctx: &Context<'_>,
+        current: &Configuration,
+        x: Points<'_>,
+        slots: &[usize],
+        groups: &[Vec<usize>],
+    ) -> Result<Configuration> {
         let mut seeded = current.forgotten.clone();
-        seed_slot(&mut seeded, slot, x, &group, ctx.batch_scale);
         let mut alive = current.alive.clone();
-        alive[slot] = true;
+        for (&slot, group) in slots.iter().zip(groups) {
+            seed_slot(&mut seeded, slot, x, group, ctx.batch_scale);
+            alive[slot] = true;
+        }
         let kernel = posterior_of(&seeded, ctx.prior, ctx.reg_covar, ctx.count)?;
         let first = Configuration::from_kernel(ctx, current.forgotten.clone(), alive, &kernel)?;
-        let born = first.refined(ctx)?;
-        let without = current.refined(ctx)?;
-        Ok(
-            (born.bound > without.bound && born.stats.weights()[slot] > 0.0)
-                .then_some((born, slot)),
-        )
+        first.refined(ctx)
     }
 }
 

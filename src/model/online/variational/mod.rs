@@ -85,6 +85,12 @@ pub struct OnlineVariational {
     pub weight_prior: WeightPriorType,
     /// γ or α₀; None: 1/K.
     pub weight_concentration: Option<f64>,
+    /// β₀, the prior's weight on the mean prior, in points. scikit-learn's 1 is
+    /// negligible next to a batch's thousands of points per component, but decayed
+    /// statistics stand for a few half-lives only, and a cluster far from the
+    /// warm-up's mean would then see its covariance inflated by
+    /// `β₀ (x̄ − m₀)(x̄ − m₀)ᵀ / ν`: hence a weaker default.
+    pub mean_precision: f64,
     /// A fading component whose share of the weight is below this is retired.
     pub retire_weight: f64,
 }
@@ -94,6 +100,7 @@ impl Default for OnlineVariational {
         Self {
             weight_prior: WeightPriorType::DirichletDistribution,
             weight_concentration: None,
+            mean_precision: 0.01,
             retire_weight: 0.005,
         }
     }
@@ -103,6 +110,12 @@ impl OnlineVariational {
     pub fn check(&self) -> Result<()> {
         if !(0.0..0.5).contains(&self.retire_weight) {
             return Err(invalid("retire_weight", "must be in [0, 0.5)"));
+        }
+        if !crate::model::error::finite_above(self.mean_precision, 0.0) {
+            return Err(invalid(
+                "mean_precision_prior",
+                "must be a finite number > 0",
+            ));
         }
         if let Some(c) = self.weight_concentration {
             if !crate::model::error::finite_above(c, 0.0) {
@@ -249,9 +262,9 @@ impl OnlineEm {
         let mut changes = StructureChanges::default();
         let mut state = vb.clone();
         self.retire_fading(&ctx, &mut current, &before, &mut changes)?;
-        if let Some(born) = self.propose_birth(&ctx, &current, model, x, &evaluation)? {
-            changes.born.push(born.1);
-            current = born.0;
+        if let Some((born, slots)) = self.propose_birth(&ctx, &current, model, x, &evaluation)? {
+            changes.born = slots;
+            current = born;
         }
         if let Some((merged, pair)) = self.propose_merge(&ctx, &current)? {
             changes.merged.push(pair);

@@ -48,6 +48,7 @@ impl OnlineEm {
             v.weight_prior,
             &PriorChoices {
                 weight_concentration: v.weight_concentration,
+                mean_precision: Some(v.mean_precision),
                 ..PriorChoices::default()
             },
         )?;
