@@ -109,7 +109,7 @@ fn saved_and_restored(est: &OnlineEm) -> Vec<OnlineEm> {
         EstimatorInfo::Online(settings.clone()),
         "2026-12-01T00:00:00Z".into(),
     );
-    file.state = Some(est.state().clone());
+    file.set_online_state(&settings, est.state().clone());
     [
         file.to_json().expect("json"),
         file.to_binary().expect("binary"),
@@ -118,7 +118,9 @@ fn saved_and_restored(est: &OnlineEm) -> Vec<OnlineEm> {
     .map(|bytes| {
         let back = ModelFile::from_bytes(bytes).expect("loads");
         let model = back.mixture().expect("mixture");
-        OnlineEm::restore(settings.clone(), back.state.expect("state"), Some(model))
+        let state = back.online_state().expect("state");
+        assert_eq!(back.online_settings().as_ref(), Some(&settings));
+        OnlineEm::restore(settings.clone(), state, Some(model))
             .expect("restores")
     })
     .collect()

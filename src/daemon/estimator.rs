@@ -289,7 +289,7 @@ impl EstimatorStage {
         file.positions = Some(self.positions.clone());
         if with_state {
             file.anomaly_state = Some(self.anomaly.clone());
-            file.state = Some(self.estimator.state().clone());
+            file.set_online_state(self.estimator.settings(), self.estimator.state().clone());
         }
         Some(file)
     }

@@ -17,6 +17,7 @@ use thiserror::Error;
 use super::covariance::{CovarianceType, Covariances};
 use super::error::ModelError;
 use super::mixture::GaussianMixture;
+use super::extensions::Extensions;
 use super::online::{OnlineSettings, OnlineState};
 
 pub const FORMAT_NAME: &str = "gmm-stream.model";
@@ -146,12 +147,21 @@ pub struct ModelFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[bincode(with_serde)]
     pub positions: Option<Positions>,
+    /// Variational inference's `bayesian` and `variational` objects (last: a
+    /// trailing section of the binary form, see `extensions`).
+    #[serde(flatten)]
+    pub extensions: Extensions,
 }
 
 impl ModelFile {
     /// A file for `model`; counters start at zero and optional parts are empty.
     pub fn new(model: &GaussianMixture, estimator: EstimatorInfo, updated_at: String) -> Self {
         let (k, d) = (model.n_components(), model.n_features());
+        let mut extensions = Extensions::default();
+        if let EstimatorInfo::Online(settings) = &estimator {
+            let live = model.weights().iter().filter(|&&w| w > 0.0).count();
+            extensions.record_online(settings, live, None);
+        }
         let means = model
             .means()
             .column_iter()
@@ -174,6 +184,40 @@ impl ModelFile {
             estimator,
             state: None,
             positions: None,
+            extensions,
+        }
+    }
+
+    /// Stores the online estimator's state (its variational part goes to the
+    /// extensions, with the variational settings).
+    pub fn set_online_state(&mut self, settings: &OnlineSettings, state: OnlineState) {
+        let live = self.live_components();
+        self.extensions.record_online(settings, live, Some(&state));
+        self.state = Some(state);
+    }
+
+    /// Components with weight (a retired slot of online variational inference has
+    /// none).
+    pub fn live_components(&self) -> usize {
+        self.weights.iter().filter(|&&w| w > 0.0).count()
+    }
+
+    /// The online estimator's state, whole again.
+    pub fn online_state(&self) -> Option<OnlineState> {
+        let mut state = self.state.clone()?;
+        self.extensions.restore_state(&mut state);
+        Some(state)
+    }
+
+    /// The settings of the online estimator that wrote the file, whole again.
+    pub fn online_settings(&self) -> Option<OnlineSettings> {
+        match &self.estimator {
+            EstimatorInfo::Online(s) => {
+                let mut s = s.clone();
+                self.extensions.restore_settings(&mut s);
+                Some(s)
+            }
+            EstimatorInfo::Batch(_) => None,
         }
     }
 

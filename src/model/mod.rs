@@ -12,6 +12,7 @@ mod drift;
 mod em;
 mod error;
 mod estep;
+mod extensions;
 mod format;
 mod init;
 mod kernels;
@@ -29,6 +30,7 @@ pub use drift::{BatchLevel, DriftSettings, DriftState};
 pub use em::{em_step, fit, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
 pub use estep::{most_responsible, EvalRequest, Evaluation};
+pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
 pub use format::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, Positions,
     FORMAT_NAME, FORMAT_VERSION,

@@ -56,11 +56,14 @@ pub struct OnlineSettings {
     /// outliers do not capture a component from the beginning. 0 keeps them all.
     #[serde(default)]
     pub warmup_trim: f64,
-    /// EM, or variational inference with up to `n_components` components.
-    #[serde(default)]
+    /// EM, or variational inference with up to `n_components` components. (Kept
+    /// out of this struct's serialised form, whose layout older snapshots have:
+    /// model files carry it in their `variational` extension.)
+    #[serde(skip)]
     pub inference: Inference,
-    /// Settings of variational inference (unused under EM).
-    #[serde(default)]
+    /// Settings of variational inference (unused under EM; serialised as
+    /// `inference`).
+    #[serde(skip)]
     pub variational: OnlineVariational,
 }
 
@@ -134,8 +137,9 @@ pub struct OnlineState {
     pub rebuild: Option<Vec<f64>>,
     /// Times a fresh fit replaced the model after a change.
     pub rebuilds: u64,
-    /// Variational inference only: the priors and which slots live.
-    #[serde(default)]
+    /// Variational inference only: the priors and which slots live. (Serialised
+    /// in the model file's `variational` extension, as the settings are.)
+    #[serde(skip)]
     pub variational: Option<VariationalState>,
 }
 
