@@ -120,8 +120,7 @@ fn saved_and_restored(est: &OnlineEm) -> Vec<OnlineEm> {
         let model = back.mixture().expect("mixture");
         let state = back.online_state().expect("state");
         assert_eq!(back.online_settings().as_ref(), Some(&settings));
-        OnlineEm::restore(settings.clone(), state, Some(model))
-            .expect("restores")
+        OnlineEm::restore(settings.clone(), state, Some(model)).expect("restores")
     })
     .collect()
 }

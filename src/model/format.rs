@@ -16,8 +16,8 @@ use thiserror::Error;
 
 use super::covariance::{CovarianceType, Covariances};
 use super::error::ModelError;
-use super::mixture::GaussianMixture;
 use super::extensions::Extensions;
+use super::mixture::GaussianMixture;
 use super::online::{OnlineSettings, OnlineState};
 
 pub const FORMAT_NAME: &str = "gmm-stream.model";
@@ -386,7 +386,7 @@ fn covariance_values(cov: &Covariances) -> CovarianceValues {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{OnlineEm, OnlineSettings};
+    use crate::model::{BayesianInfo, OnlineEm, OnlineSettings};
 
     fn mixture(t: CovarianceType) -> GaussianMixture {
         let (k, d) = (2, 3);
@@ -548,6 +548,65 @@ mod tests {
             ModelFile::from_bytes(v.to_string().as_bytes()),
             Err(FormatError::UnsupportedVersion(2))
         ));
+    }
+
+    /// A binary snapshot written before the variational extensions existed (the
+    /// committed fixture is `file_with_state()` as that layout encodes it) loads,
+    /// and a file without extensions still encodes to exactly those bytes.
+    #[test]
+    fn snapshots_from_before_the_extensions_load_and_keep_their_bytes() {
+        let old: &[u8] = include_bytes!("testdata/em_snapshot_v1.bin");
+        let back = ModelFile::from_bytes(old).expect("an earlier snapshot loads");
+        assert_eq!(back, file_with_state());
+        assert_eq!(file_with_state().to_binary().expect("bin"), old);
+    }
+
+    /// A variational fit's `bayesian` object and an online variational snapshot's
+    /// `variational` object survive both forms.
+    #[test]
+    fn variational_extensions_round_trip() {
+        use crate::model::{
+            fit_variational, points_from_rows, Inference, VariationalSettings, WeightPriorType,
+        };
+        let flat: Vec<f64> = (0..120)
+            .map(|i| ((i * 37 % 23) as f64) * 0.3 + (i % 2) as f64 * 9.0)
+            .collect();
+        let x = points_from_rows(&flat, 2).expect("points");
+        for t in CovarianceType::ALL {
+            let mut settings = VariationalSettings::new(3, WeightPriorType::DirichletProcess);
+            settings.em.covariance_type = t;
+            let report = fit_variational(x, &settings, &mut |_| {}).expect("fit");
+            let mut file = file_with_state();
+            file.extensions.bayesian = Some(BayesianInfo::new(&report.posterior, &report.prior));
+            let online = OnlineSettings {
+                inference: Inference::Variational,
+                ..OnlineSettings::new(2)
+            };
+            file.extensions.record_online(&online, 2, None);
+            for bytes in [
+                file.to_json().expect("json"),
+                file.to_binary().expect("bin"),
+            ] {
+                let back = ModelFile::from_bytes(&bytes).expect("loads");
+                assert_eq!(back, file, "{t}");
+                let mut settings = OnlineSettings::new(2);
+                back.extensions.restore_settings(&mut settings);
+                assert_eq!(settings, online);
+            }
+            let json: serde_json::Value =
+                serde_json::from_slice(&file.to_json().expect("json")).expect("parse");
+            let b = &json["bayesian"];
+            assert_eq!(b["weight_concentration_prior_type"], "dirichlet_process");
+            assert_eq!(
+                b["weight_concentration"].as_array().map(|a| a.len()),
+                Some(2)
+            );
+            assert_eq!(
+                b["degrees_of_freedom"].is_number(),
+                t == CovarianceType::Tied,
+                "{t}"
+            );
+        }
     }
 
     #[test]
