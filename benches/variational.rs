@@ -55,19 +55,22 @@ fn iterations(c: &mut Criterion) {
             responsibilities: true,
             ..EvalRequest::STATS
         };
-        pool.install(|| {
-            per_point.bench_function(BenchmarkId::new("em_estep", &shape), |b| {
-                b.iter(|| gmm.evaluate(black_box(x), EvalRequest::STATS).expect("ok"))
+        let mut bench = |name: &str, run: &mut dyn FnMut()| {
+            per_point.bench_function(BenchmarkId::new(name, &shape), |b| {
+                pool.install(|| b.iter(&mut *run))
             });
-            per_point.bench_function(BenchmarkId::new("vb_estep", &shape), |b| {
-                b.iter(|| kernel.evaluate(black_box(x), vb_request).expect("ok"))
-            });
-            per_point.bench_function(BenchmarkId::new("em_iteration", &shape), |b| {
-                b.iter(|| em_step(&gmm, black_box(x), 1e-6, None).expect("ok"))
-            });
-            per_point.bench_function(BenchmarkId::new("vb_iteration", &shape), |b| {
-                b.iter(|| variational_step(&posterior, black_box(x), &prior, 1e-6).expect("ok"))
-            });
+        };
+        bench("em_estep", &mut || {
+            black_box(gmm.evaluate(black_box(x), EvalRequest::STATS).expect("ok"));
+        });
+        bench("vb_estep", &mut || {
+            black_box(kernel.evaluate(black_box(x), vb_request).expect("ok"));
+        });
+        bench("em_iteration", &mut || {
+            black_box(em_step(&gmm, black_box(x), 1e-6, None).expect("ok"));
+        });
+        bench("vb_iteration", &mut || {
+            black_box(variational_step(&posterior, black_box(x), &prior, 1e-6).expect("ok"));
         });
         per_call.push((shape, gmm, stats, prior));
     }
