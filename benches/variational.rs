@@ -55,7 +55,7 @@ fn iterations(c: &mut Criterion) {
             responsibilities: true,
             ..EvalRequest::STATS
         };
-        let mut bench = |name: &str, run: &mut dyn FnMut()| {
+        let mut bench = |name: &str, run: &mut (dyn FnMut() + Send)| {
             per_point.bench_function(BenchmarkId::new(name, &shape), |b| {
                 pool.install(|| b.iter(&mut *run))
             });

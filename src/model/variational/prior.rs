@@ -18,8 +18,10 @@ use crate::model::linalg::{add_scaled_outer, Points};
 #[serde(rename_all = "snake_case")]
 pub enum WeightPriorType {
     /// Truncated stick-breaking: `v_k ~ Beta(1, γ)`, `π_k = v_k Π_{j<k} (1 − v_j)`.
+    #[serde(alias = "dirichlet-process")]
     DirichletProcess,
     /// `π ~ Dirichlet(α₀, …, α₀)`.
+    #[serde(alias = "dirichlet-distribution")]
     DirichletDistribution,
 }
 
