@@ -1,0 +1,172 @@
+//! Online variational inference through `gmm-stream run` (the binary, on a file):
+//! the number of components follows a stream whose clusters go 2 → 5 → 3, a
+//! cluster keeps its component index from one phase to the next, each phase ends
+//! near batch EM with the true K, and a stationary stream ends within a hundredth of
+//! a nat of it. The estimator's own tests are in `online_variational.rs`.
+//!
+//! Each test prints its numbers (`cargo test --test daemon_variational -- --nocapture`).
+
+mod daemon_support;
+mod vb_stream;
+
+use daemon_support::{all_snapshots, file_config, json_logs, run_binary, write_f64le, Workdir};
+use vb_stream::{batch_fit, component_of_site, draw, mean_ll, phase_truth, used, PHASES};
+
+const PHASE: usize = 30_000;
+
+/// The `--set`s of every run, then `extra`.
+fn sets(extra: &[&str]) -> Vec<String> {
+    [
+        "source.dim=2",
+        "model.components=8",
+        "estimator.inference=variational",
+        "estimator.batch_size=500",
+        "estimator.half_life=2000",
+        "snapshot.every_points=30000",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `run` with [`sets`] and `extra`.
+fn run_with(config: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let sets = sets(extra);
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    run_binary(config, &sets)
+}
+
+#[test]
+fn the_daemon_chooses_k_as_clusters_come_and_go() {
+    let work = Workdir::new();
+    let input = work.path("points.f64");
+    let points: Vec<f64> = PHASES
+        .iter()
+        .enumerate()
+        .flat_map(|(p, sites)| draw(&phase_truth(sites), PHASE, 500 + p as u64))
+        .collect();
+    write_f64le(&input, &points);
+    let snapshots = work.path("snapshots");
+    let config = work.config_file("vb.toml", &file_config(&input, "f64le", &snapshots, ""));
+    let out = run_with(&config, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "run failed: {stderr}");
+    let changes = json_logs(&stderr)
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "components changed")
+        .count();
+    assert!(changes > 0, "no structure change was logged: {stderr}");
+    let files = all_snapshots(&snapshots);
+    let mut previous: Option<Vec<(usize, usize)>> = None;
+    for (p, sites) in PHASES.iter().enumerate() {
+        let at = ((p + 1) * PHASE) as u64;
+        let file = files
+            .iter()
+            .find(|f| f.points_seen == at)
+            .unwrap_or_else(|| panic!("no snapshot at {at} points"));
+        let model = file.mixture().expect("a valid model");
+        let truth = phase_truth(sites);
+        let live = used(&model, 0.02);
+        assert_eq!(
+            live.len(),
+            sites.len(),
+            "phase {p}: weights {:?}",
+            model.weights()
+        );
+        let held = draw(&truth, 20_000, 600 + p as u64);
+        let yardstick = batch_fit(&draw(&truth, 20_000, 700 + p as u64), sites.len());
+        let gap = mean_ll(&yardstick, &held) - mean_ll(&model, &held);
+        let owners: Vec<(usize, usize)> = sites
+            .iter()
+            .map(|&s| {
+                (
+                    s,
+                    component_of_site(&model, s, 0.02).expect("a live component"),
+                )
+            })
+            .collect();
+        println!(
+            "phase {p}: {} components above 2 %, gap {gap:.4} nats/point, owners {owners:?}",
+            live.len()
+        );
+        assert!(
+            gap < 0.05,
+            "phase {p}: {gap} nats/point below batch EM with the true K"
+        );
+        if let Some(prev) = &previous {
+            for (site, k) in &owners {
+                if let Some((_, before)) = prev.iter().find(|(s, _)| s == site) {
+                    assert_eq!(
+                        k, before,
+                        "phase {p}: site {site} moved from component {before} to {k}"
+                    );
+                }
+            }
+        }
+        let effective = file
+            .extensions
+            .variational
+            .as_ref()
+            .expect("the variational object")
+            .effective_components;
+        assert!(
+            effective as usize >= sites.len(),
+            "phase {p}: {effective} live"
+        );
+        previous = Some(owners);
+    }
+}
+
+#[test]
+fn a_stationary_stream_ends_within_a_hundredth_of_a_nat_of_batch_em() {
+    const N: usize = 60_000;
+    let truth = phase_truth(PHASES[1]);
+    let work = Workdir::new();
+    let input = work.path("points.f64");
+    let train = draw(&truth, N, 800);
+    write_f64le(&input, &train);
+    let snapshots = work.path("snapshots");
+    let config = work.config_file("vb.toml", &file_config(&input, "f64le", &snapshots, ""));
+    for schedule in ["decay", "stepwise"] {
+        let dir = format!("snapshot.dir={}", snapshots.join(schedule).display());
+        let schedule_set = format!("estimator.schedule={schedule}");
+        let dir: &'static str = Box::leak(dir.into_boxed_str());
+        let schedule_set: &'static str = Box::leak(schedule_set.into_boxed_str());
+        let out = run_binary(
+            &config,
+            &sets(&[dir, schedule_set, "estimator.half_life=20000"]),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last = all_snapshots(&snapshots.join(schedule))
+            .into_iter()
+            .max_by_key(|f| f.points_seen)
+            .expect("a snapshot");
+        assert_eq!(
+            last.points_seen, N as u64,
+            "{schedule}: every point absorbed"
+        );
+        let model = last.mixture().expect("a valid model");
+        let held = draw(&truth, 20_000, 801);
+        let yardstick = batch_fit(&train, 5);
+        let gap = mean_ll(&yardstick, &held) - mean_ll(&model, &held);
+        println!(
+            "{schedule}: gap to batch EM {gap:+.5} nats/point, weights {:?}",
+            model.weights()
+        );
+        assert_eq!(
+            used(&model, 0.02).len(),
+            5,
+            "{schedule}: {:?}",
+            model.weights()
+        );
+        assert!(
+            gap.abs() <= 0.01,
+            "{schedule}: {gap} nats/point from batch EM"
+        );
+    }
+}
