@@ -131,12 +131,7 @@ fn a_stationary_stream_ends_within_a_hundredth_of_a_nat_of_batch_em() {
     for schedule in ["decay", "stepwise"] {
         let dir = format!("snapshot.dir={}", snapshots.join(schedule).display());
         let schedule_set = format!("estimator.schedule={schedule}");
-        let dir: &'static str = Box::leak(dir.into_boxed_str());
-        let schedule_set: &'static str = Box::leak(schedule_set.into_boxed_str());
-        let out = run_binary(
-            &config,
-            &sets(&[dir, schedule_set, "estimator.half_life=20000"]),
-        );
+        let out = run_with(&config, &[&dir, &schedule_set, "estimator.half_life=20000"]);
         assert!(
             out.status.success(),
             "{}",
