@@ -15,6 +15,7 @@
 //!   rises;
 //! - the two live components that overlap most are proposed merged into the heavier
 //!   one's slot (`merge`), if the bound rises.
+//!
 //! A retired slot takes no responsibility and has weight 0 in the plug-in mixture; no
 //! live component ever changes its index. Everything is deterministic given the points
 //! and batch boundaries, so a restored state continues bit for bit.
@@ -31,7 +32,7 @@ use std::str::FromStr;
 
 use super::{BatchOutcome, OnlineEm, Scored};
 use crate::model::drift::BatchLevel;
-use crate::model::error::{invalid, ModelError, Result};
+use crate::model::error::{finite_above, invalid, ModelError, Result};
 use crate::model::estep::EvalRequest;
 use crate::model::linalg::Points;
 use crate::model::mixture::GaussianMixture;
@@ -111,14 +112,14 @@ impl OnlineVariational {
         if !(0.0..0.5).contains(&self.retire_weight) {
             return Err(invalid("retire_weight", "must be in [0, 0.5)"));
         }
-        if !crate::model::error::finite_above(self.mean_precision, 0.0) {
+        if !finite_above(self.mean_precision, 0.0) {
             return Err(invalid(
                 "mean_precision_prior",
                 "must be a finite number > 0",
             ));
         }
         if let Some(c) = self.weight_concentration {
-            if !crate::model::error::finite_above(c, 0.0) {
+            if !finite_above(c, 0.0) {
                 return Err(invalid(
                     "weight_concentration_prior",
                     "must be a finite number > 0",
@@ -188,7 +189,7 @@ pub(super) fn live_mixture(posterior: &Posterior, alive: &[bool]) -> Result<Gaus
         }
     });
     let total = w.sum();
-    if !(total > 0.0) {
+    if !finite_above(total, 0.0) {
         return Err(ModelError::Empty);
     }
     w /= total;
@@ -311,7 +312,7 @@ impl OnlineEm {
         let min = self.settings.variational.retire_weight;
         let w = current.stats.weights();
         let (total, total_before) = (w.sum(), before.sum());
-        if min == 0.0 || !(total > 0.0) || !(total_before > 0.0) {
+        if min == 0.0 || !finite_above(total, 0.0) || !finite_above(total_before, 0.0) {
             return Ok(());
         }
         let fading: Vec<usize> = (0..w.len())
