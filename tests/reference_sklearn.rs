@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gmm_stream::model::{
+use gmm_model::{
     fit, points_from_rows, CovarianceType, Covariances, EmSettings, GaussianMixture, Start,
 };
 use nalgebra::{DMatrix, DVector};

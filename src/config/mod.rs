@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::model::{CovarianceType, DriftSettings, HalfLifeUnit, OnlineSettings, Schedule};
-use crate::source::Format;
+use gmm_io::Format;
+use gmm_model::{CovarianceType, DriftSettings, HalfLifeUnit, OnlineSettings, Schedule};
 
 mod load;
 #[cfg(test)]

@@ -4,9 +4,8 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
-use gmm_stream::model::{
-    CovarianceType, Covariances, Encoding, EstimatorInfo, GaussianMixture, OnlineState, Positions,
-};
+use gmm_io::{Encoding, EstimatorInfo, Positions};
+use gmm_model::{CovarianceType, Covariances, GaussianMixture, OnlineState};
 
 use crate::cli::model_file::Loaded;
 

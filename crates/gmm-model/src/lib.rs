@@ -12,7 +12,6 @@ mod drift;
 mod em;
 mod error;
 mod estep;
-mod format;
 mod init;
 mod kernels;
 mod linalg;
@@ -20,6 +19,9 @@ mod mixture;
 mod mstep;
 mod online;
 mod schedule;
+mod scoring;
+// The one module allowed `unsafe`: AVX2 intrinsics, with its safety argument inside.
+#[allow(unsafe_code)]
 mod simd;
 mod stats;
 
@@ -28,10 +30,6 @@ pub use drift::{BatchLevel, DriftSettings, DriftState};
 pub use em::{em_step, fit, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
 pub use estep::{most_responsible, EvalRequest, Evaluation};
-pub use format::{
-    BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, Positions,
-    FORMAT_NAME, FORMAT_VERSION,
-};
 pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions, KMeansResult};
 pub use linalg::{points_from_rows, Points};
 pub use mixture::GaussianMixture;

@@ -14,7 +14,7 @@
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
-use super::block_stats::{add_block_scatter, block_moments, CentredSums};
+use super::block_stats::{add_block_scatter, block_moments, CentredSums, BLOCK};
 use super::covariance::{CovarianceType, Factors};
 use super::kernels::{
     diag_log_prob, offset_log_prob, pack_lower_rows, responsibilities, spherical_log_prob,
@@ -27,11 +27,6 @@ use super::simd::Avx2;
 use super::simd::{padded, Portable, Simd};
 use super::stats::SufficientStats;
 
-/// Points per block: the block (d×BLOCK) and its centred and weighted copies for the
-/// statistics should stay in L1/L2, while each 2×2 scatter tile wants a long run of
-/// points to amortise its horizontal sums. Measured (examples/estep_cpu, full d = 16,
-/// K = 16, CPU time): 128 beat 64 by ~4 % and 256 by ~15 %.
-pub(crate) const BLOCK: usize = 128;
 /// Points per parallel task: small enough that a daemon batch of 4096 points still
 /// keeps two threads busy, large enough to amortise the per-chunk merge.
 pub(crate) const CHUNK: usize = 1024;

@@ -325,7 +325,7 @@ impl SufficientStats {
         }
         let mut stats = Self::new(covariance_type, resp.nrows(), x.nrows());
         let mut scratch = Vec::new();
-        let block = super::estep::BLOCK;
+        let block = super::block_stats::BLOCK;
         let k = resp.nrows();
         for start in (0..x.ncols()).step_by(block) {
             let end = (start + block).min(x.ncols());

@@ -7,17 +7,17 @@
 //!
 //! Only bytes are handled here; reading and writing files is the caller's business.
 
-use std::collections::BTreeMap;
-
 use bincode::{Decode, Encode};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::covariance::{CovarianceType, Covariances};
-use super::error::ModelError;
-use super::mixture::GaussianMixture;
-use super::online::{OnlineSettings, OnlineState};
+use gmm_model::anomaly::AnomalyThreshold;
+use gmm_model::{
+    CovarianceType, Covariances, GaussianMixture, ModelError, OnlineSettings, OnlineState,
+};
+
+use crate::positions::Positions;
 
 pub const FORMAT_NAME: &str = "gmm-stream.model";
 pub const FORMAT_VERSION: u32 = 1;
@@ -76,20 +76,6 @@ pub enum CovarianceValues {
     Matrices(Vec<Vec<Vec<f64>>>),
 }
 
-/// The source position of the next unread point.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Positions {
-    /// topic → partition → next offset.
-    Kafka(BTreeMap<String, BTreeMap<i32, i64>>),
-    /// Byte offset of the next unread point of a file.
-    File { path: String, offset: u64 },
-    /// Index of the next point of the seeded generator.
-    Generator { index: u64 },
-    /// Points read from stdin so far (stdin cannot be resumed; informative).
-    Stdin { points: u64 },
-}
-
 /// How a batch fit was run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
 pub struct BatchInfo {
@@ -137,7 +123,7 @@ pub struct ModelFile {
     /// The running quantile behind `anomaly_threshold`, so a restart continues it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[bincode(with_serde)]
-    pub anomaly_state: Option<super::anomaly::AnomalyThreshold>,
+    pub anomaly_state: Option<AnomalyThreshold>,
     pub estimator: EstimatorInfo,
     /// The online estimator's state, so a restored model continues exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -342,7 +328,7 @@ fn covariance_values(cov: &Covariances) -> CovarianceValues {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{OnlineEm, OnlineSettings};
+    use gmm_model::{OnlineEm, OnlineSettings};
 
     fn mixture(t: CovarianceType) -> GaussianMixture {
         let (k, d) = (2, 3);
@@ -376,8 +362,9 @@ mod tests {
         f.points_seen = 12;
         f.model_version = 3;
         f.anomaly_threshold = Some(-17.25);
-        let mut offsets = BTreeMap::new();
-        offsets.insert("points".to_string(), BTreeMap::from([(0, 41i64), (3, 7)]));
+        let mut offsets = crate::KafkaOffsets::new();
+        offsets.set("points", 0, 41);
+        offsets.set("points", 3, 7);
         f.positions = Some(Positions::Kafka(offsets));
         f
     }

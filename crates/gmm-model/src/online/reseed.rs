@@ -3,10 +3,10 @@
 use nalgebra::{DMatrix, DVector};
 
 use super::OnlineEm;
-use crate::model::error::{finite_above, Result};
-use crate::model::linalg::Points;
-use crate::model::mixture::GaussianMixture;
-use crate::model::stats::{Scatter, SufficientStats};
+use crate::error::{finite_above, Result};
+use crate::linalg::Points;
+use crate::mixture::GaussianMixture;
+use crate::stats::{Scatter, SufficientStats};
 
 impl OnlineEm {
     /// Components whose share of the weight, once the batch is absorbed, falls

@@ -137,7 +137,7 @@ pub fn stats_from_labels(
         let members: Vec<usize> = (0..labels.len())
             .filter(|&j| labels[j] == Some(k))
             .collect();
-        for block in members.chunks(super::estep::BLOCK) {
+        for block in members.chunks(super::block_stats::BLOCK) {
             let pts = DMatrix::from_fn(d, block.len(), |i, j| x[(i, block[j])]);
             // One-hot responsibilities: only row k is non-zero.
             let mut resp = vec![0.0; n_components * block.len()];

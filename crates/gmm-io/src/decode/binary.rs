@@ -1,9 +1,9 @@
 //! `f64le` / `f32le`: raw little-endian floats, `dim` per point, one or more whole
 //! points per record.
 
-use super::reject::Reject;
 use super::shape::Shape;
-use crate::source::Format;
+use crate::format::Format;
+use crate::reject::Reject;
 
 /// The float type of a binary format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ fn floats<const W: usize>(bytes: &[u8]) -> impl Iterator<Item = [u8; W]> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::decode::RejectReason;
+    use crate::reject::RejectReason;
 
     fn f64_bytes(values: &[f64]) -> Vec<u8> {
         values.iter().flat_map(|v| v.to_le_bytes()).collect()

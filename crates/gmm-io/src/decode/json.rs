@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use super::reject::{Reject, RejectReason};
 use super::shape::Shape;
+use crate::reject::{Reject, RejectReason};
 
 pub(super) fn decode(
     record: &[u8],

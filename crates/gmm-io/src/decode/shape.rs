@@ -1,7 +1,7 @@
 //! The rules every decoded point must pass, whatever its format: the right number of
 //! coordinates, all finite.
 
-use super::reject::{Reject, RejectReason};
+use crate::reject::{Reject, RejectReason};
 
 /// The dimension points must have: configured, learned from the first accepted point,
 /// or not known yet.

@@ -8,7 +8,6 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::covariance::{CovarianceType, Covariances, Factors, PrecisionCholesky};
 use super::error::{ModelError, Result};
-use super::estep::{EvalRequest, Evaluation};
 use super::linalg::Points;
 
 /// How far the weights may sum from 1 before they are refused rather than renormalised.
@@ -179,52 +178,6 @@ impl GaussianMixture {
         Ok(())
     }
 
-    /// `ln p(x)` of every point (scikit-learn's `score_samples`).
-    pub fn score_samples(&self, x: Points<'_>) -> Result<Vec<f64>> {
-        Ok(self.evaluate(x, EvalRequest::LOG_DENSITY)?.log_density)
-    }
-
-    /// Mean log-likelihood per point (scikit-learn's `score`).
-    pub fn score(&self, x: Points<'_>) -> Result<f64> {
-        if x.ncols() == 0 {
-            return Err(ModelError::Empty);
-        }
-        Ok(self
-            .evaluate(x, EvalRequest::NOTHING)?
-            .mean_log_likelihood())
-    }
-
-    /// Responsibilities `γ_jk` as a K×n matrix (column j sums to 1).
-    pub fn predict_proba(&self, x: Points<'_>) -> Result<DMatrix<f64>> {
-        Ok(self
-            .evaluate(x, EvalRequest::RESPONSIBILITIES)?
-            .responsibilities)
-    }
-
-    /// The most responsible component of every point.
-    pub fn predict(&self, x: Points<'_>) -> Result<Vec<usize>> {
-        let resp = self.predict_proba(x)?;
-        Ok(resp.column_iter().map(|c| c.imax()).collect())
-    }
-
-    /// Bayesian information criterion on `x` (lower is better).
-    pub fn bic(&self, x: Points<'_>) -> Result<f64> {
-        if x.ncols() == 0 {
-            return Err(ModelError::Empty);
-        }
-        let total = self.evaluate(x, EvalRequest::NOTHING)?.log_likelihood;
-        Ok(-2.0 * total + self.n_parameters() as f64 * (x.ncols() as f64).ln())
-    }
-
-    /// Akaike information criterion on `x` (lower is better).
-    pub fn aic(&self, x: Points<'_>) -> Result<f64> {
-        if x.ncols() == 0 {
-            return Err(ModelError::Empty);
-        }
-        let total = self.evaluate(x, EvalRequest::NOTHING)?.log_likelihood;
-        Ok(-2.0 * total + 2.0 * self.n_parameters() as f64)
-    }
-
     /// Draws n points: a d×n matrix and each point's component.
     pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> (DMatrix<f64>, Vec<usize>) {
         let d = self.n_features();
@@ -256,14 +209,6 @@ impl GaussianMixture {
             Factors::Diag(p) => DMatrix::from_diagonal(&p.column(k).map(|v| 1.0 / v)),
             Factors::Spherical(p) => DMatrix::identity(self.n_features(), self.n_features()) / p[k],
         }
-    }
-
-    /// Evaluates the mixture on points: log-likelihood always, and on request each
-    /// point's log-density, its responsibilities and the sufficient statistics that
-    /// the responsibilities weight. See [`EvalRequest`] for what it can compute.
-    pub fn evaluate(&self, x: Points<'_>, request: EvalRequest) -> Result<Evaluation> {
-        self.check_points(x)?;
-        Ok(super::estep::evaluate(self, x, request))
     }
 }
 

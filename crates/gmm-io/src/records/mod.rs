@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 
 use memchr::memchr;
 
-use super::decode::{Reject, RejectReason};
+use crate::reject::{Reject, RejectReason};
 
 #[cfg(test)]
 mod tests;

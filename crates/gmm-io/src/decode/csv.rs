@@ -4,8 +4,8 @@
 use memchr::memchr;
 
 use super::csv_fields::{Fields, Tokenizer};
-use super::reject::{snippet, Reject, RejectReason};
 use super::shape::Shape;
+use crate::reject::{snippet, Reject, RejectReason};
 
 pub(super) struct CsvDecoder {
     wanted: Option<Vec<String>>,
@@ -110,7 +110,7 @@ enum Line {
 
 /// Without the line terminator, surrounding whitespace and a UTF-8 byte order mark
 /// (spreadsheets write one, and it would otherwise stick to the first column name).
-pub(crate) fn clean(line: &[u8]) -> &[u8] {
+pub fn clean(line: &[u8]) -> &[u8] {
     let line = line.trim_ascii();
     line.strip_prefix(b"\xEF\xBB\xBF")
         .unwrap_or(line)

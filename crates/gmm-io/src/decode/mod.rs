@@ -24,7 +24,6 @@ mod binary;
 mod csv;
 mod csv_fields;
 mod json;
-mod reject;
 mod shape;
 #[cfg(test)]
 mod tests;
@@ -35,14 +34,14 @@ use std::num::NonZeroUsize;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub(crate) use self::csv::clean as clean_csv_line;
-pub use reject::{Reject, RejectReason};
+pub use self::csv::clean as clean_csv_line;
+pub use crate::reject::{Reject, RejectReason};
 
 use self::binary::Float;
 use self::csv::CsvDecoder;
 use self::shape::Shape;
-use super::records::{Framing, DEFAULT_MAX_RECORD_BYTES};
-use super::Format;
+use crate::format::Format;
+use crate::records::{Framing, DEFAULT_MAX_RECORD_BYTES};
 
 /// Largest accepted `dim`: an f64 point of this size fills the default maximum
 /// record, and bounding it keeps binary record sizes far from overflow.

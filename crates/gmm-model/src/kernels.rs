@@ -371,7 +371,7 @@ pub(crate) fn responsibilities<S: Simd>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::simd::{Portable, LANES};
+    use crate::simd::{Portable, LANES};
 
     #[test]
     fn responsibilities_are_stable() {

@@ -2,15 +2,15 @@
 //! detected change.
 
 use super::{BatchOutcome, OnlineEm, Scored};
-use crate::model::em::{fit, EmSettings, Start};
-use crate::model::error::{ModelError, Result};
-use crate::model::estep::{EvalRequest, Evaluation};
-use crate::model::init::InitMethod;
-use crate::model::linalg::{points_from_rows, Points};
-use crate::model::mixture::GaussianMixture;
-use crate::model::mstep::Prior;
-use crate::model::schedule::Schedule;
-use crate::model::stats::SufficientStats;
+use crate::em::{fit, EmSettings, Start};
+use crate::error::{ModelError, Result};
+use crate::estep::{EvalRequest, Evaluation};
+use crate::init::InitMethod;
+use crate::linalg::{points_from_rows, Points};
+use crate::mixture::GaussianMixture;
+use crate::mstep::Prior;
+use crate::schedule::Schedule;
+use crate::stats::SufficientStats;
 
 /// Initialisations tried on the warm-up (and rebuild) buffer.
 const WARMUP_INITS: usize = 4;

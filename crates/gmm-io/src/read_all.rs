@@ -5,8 +5,8 @@ use std::num::NonZeroUsize;
 
 use thiserror::Error;
 
-use super::decode::{DecodeConfig, DecodeConfigError, Decoder, Reject};
-use super::records::{Location, RecordReader};
+use crate::decode::{DecodeConfig, DecodeConfigError, Decoder, Reject};
+use crate::records::{Location, RecordReader};
 
 /// Every point of an input, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,7 +129,7 @@ mod tests {
     use std::io::{BufReader, Read};
 
     use super::*;
-    use crate::source::Format;
+    use crate::format::Format;
 
     fn config(format: Format, dim: Option<usize>) -> DecodeConfig {
         DecodeConfig {
