@@ -9,7 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gmm_stream::model::{CovarianceType, EvalRequest};
+use gmm_model::{CovarianceType, EvalRequest};
 
 #[path = "support/estep_problem.rs"]
 mod estep_problem;

@@ -9,7 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gmm_stream::model::{
+use gmm_model::{
     em_step, m_step, variational_step, CovarianceType, EvalRequest, Posterior, PriorChoices,
     VariationalPrior, WeightPriorType,
 };

@@ -1,4 +1,4 @@
-//! Times batch EM (`gmm_stream::model::fit`) on data and a starting model read from
+//! Times batch EM (`gmm_model::fit`) on data and a starting model read from
 //! raw little-endian f64 files, so that `scripts/bench_fit.py` can time scikit-learn
 //! on exactly the same problem and compare the fitted parameters.
 //!
@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use gmm_stream::model::{
+use gmm_model::{
     fit, points_from_rows, Covariances, EmSettings, GaussianMixture, Iteration, Start,
 };
 use nalgebra::{DMatrix, DVector};

@@ -6,7 +6,7 @@ use std::io::BufReader;
 use std::num::NonZeroUsize;
 use std::time::Instant;
 
-use gmm_stream::source::{read_all, DecodeConfig, Decoder, Format, RecordReader};
+use gmm_io::{read_all, DecodeConfig, Decoder, Format, RecordReader};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);

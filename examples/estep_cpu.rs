@@ -12,7 +12,7 @@
 //! argument `ll` one `evaluate(x, EvalRequest::NOTHING)` (densities and log-sum-exp
 //! only), which separates the cost of the statistics.
 
-use gmm_stream::model::{CovarianceType, EvalRequest};
+use gmm_model::{CovarianceType, EvalRequest};
 
 #[path = "../benches/support/estep_problem.rs"]
 mod estep_problem;

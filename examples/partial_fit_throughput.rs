@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use gmm_model::{points_from_rows, OnlineEm};
 use gmm_stream::config::Config;
-use gmm_stream::model::{points_from_rows, OnlineEm};
 
 #[derive(Parser)]
 struct Args {

@@ -5,9 +5,9 @@
 use std::error::Error;
 use std::time::Instant;
 
+use gmm_model::anomaly::AnomalyThreshold;
+use gmm_model::{points_from_rows, EvalRequest, Scored};
 use gmm_stream::config::GeneratorConfig;
-use gmm_stream::model::anomaly::AnomalyThreshold;
-use gmm_stream::model::{points_from_rows, EvalRequest, Scored};
 use gmm_stream::sink::{KafkaPosition, ScoresWriter};
 use gmm_stream::source::Generator;
 

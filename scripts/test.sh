@@ -12,8 +12,8 @@ export GMM_STREAM_TEST_BROKERS="$broker"
 echo "test.sh: broker at $broker" >&2
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --all-targets --locked
 # The container image's build steps, config and health check (no Docker engine
 # needed: see the script).
 scripts/check-image.sh

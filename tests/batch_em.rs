@@ -2,7 +2,7 @@
 //! mixture, it stops by scikit-learn's rule, and with several initialisations it keeps
 //! the run with the best final lower bound.
 
-use gmm_stream::model::{
+use gmm_model::{
     fit, points_from_rows, CovarianceType, Covariances, EmSettings, GaussianMixture, InitMethod,
     Iteration, Start,
 };

@@ -376,7 +376,7 @@ fn stdin_is_read_to_its_end_then_a_final_snapshot_is_written() {
     assert_eq!(last.points_seen, 5_000);
     assert_eq!(
         last.positions,
-        Some(gmm_stream::model::Positions::Stdin { points: 5_000 })
+        Some(gmm_io::Positions::Stdin { points: 5_000 })
     );
 }
 

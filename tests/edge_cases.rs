@@ -2,7 +2,7 @@
 //! information criteria of no points, and the default start on data with fewer
 //! distinct points than components.
 
-use gmm_stream::model::{
+use gmm_model::{
     fit, points_from_rows, CovarianceType, Covariances, EmSettings, GaussianMixture, ModelError,
 };
 use nalgebra::{DMatrix, DVector};

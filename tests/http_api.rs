@@ -5,8 +5,8 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use gmm_io::ModelFile;
 use gmm_stream::config::Config;
-use gmm_stream::model::ModelFile;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "s3cret-token";

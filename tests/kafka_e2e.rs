@@ -25,7 +25,7 @@ mod kafka_e2e {
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gmm_stream::model::ModelFile;
+use gmm_io::ModelFile;
 use kafka_common::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

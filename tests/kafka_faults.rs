@@ -123,7 +123,7 @@ fn wait_for(
     dir: &std::path::Path,
     daemon: &InProcess,
     timeout: Duration,
-    done: impl Fn(&gmm_stream::model::ModelFile) -> bool,
+    done: impl Fn(&gmm_io::ModelFile) -> bool,
 ) {
     let deadline = std::time::Instant::now() + timeout;
     loop {

@@ -9,9 +9,7 @@
 //! about the model's means), components that weigh nothing in whole chunks, and
 //! bit-identical results on one and on two threads.
 
-use gmm_stream::model::{
-    CovarianceType, Covariances, EvalRequest, Evaluation, GaussianMixture, Scatter,
-};
+use gmm_model::{CovarianceType, Covariances, EvalRequest, Evaluation, GaussianMixture, Scatter};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,8 +1,9 @@
 //! Online EM against batch EM, on streams drawn from known mixtures.
 
-use gmm_stream::model::{
+use gmm_io::ModelFile;
+use gmm_model::{
     em_step, fit, points_from_rows, CovarianceType, Covariances, DriftSettings, EmSettings,
-    GaussianMixture, HalfLifeUnit, ModelFile, OnlineEm, OnlineSettings, Prior, Schedule,
+    GaussianMixture, HalfLifeUnit, OnlineEm, OnlineSettings, Prior, Schedule,
 };
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
@@ -263,7 +264,7 @@ fn save(est: &OnlineEm, settings: &OnlineSettings) -> ModelFile {
     };
     let mut file = ModelFile::new(
         model,
-        gmm_stream::model::EstimatorInfo::Online(settings.clone()),
+        gmm_io::EstimatorInfo::Online(settings.clone()),
         "2026-11-22T00:00:00Z".into(),
     );
     file.state = Some(est.state().clone());
@@ -470,7 +471,7 @@ fn tiny_timeout_batches_raise_no_alarm_on_a_stationary_stream() {
 /// trimming below a running 1 % quantile as the daemon does. Returns the held-out
 /// gap to the truth on clean points and the smallest component weight.
 fn outlier_stream(trim: bool) -> (f64, f64) {
-    use gmm_stream::model::anomaly::AnomalyThreshold;
+    use gmm_model::anomaly::AnomalyThreshold;
     let (d, k, batch) = (2, 3, 500);
     let mut rng = ChaCha8Rng::seed_from_u64(17);
     // Clearly separated clusters: the only thing to get wrong is the outliers.

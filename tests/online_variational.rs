@@ -5,10 +5,8 @@
 
 mod vb_stream;
 
-use gmm_stream::model::{
-    points_from_rows, EstimatorInfo, HalfLifeUnit, Inference, ModelFile, OnlineEm, OnlineSettings,
-    Schedule,
-};
+use gmm_io::{EstimatorInfo, ModelFile};
+use gmm_model::{points_from_rows, HalfLifeUnit, Inference, OnlineEm, OnlineSettings, Schedule};
 use vb_stream::{batch_fit, component_of_site, draw, mean_ll, phase_truth, used, DIM, PHASES};
 
 const BATCH: usize = 500;

@@ -10,7 +10,7 @@
 //! (nalgebra Cholesky and inverse, explicit sums over points), which is fine for the
 //! small d used.
 
-use gmm_stream::model::{
+use gmm_model::{
     em_step, fit, initial_stats, m_step, points_from_rows, CovarianceType, Covariances, EmSettings,
     EvalRequest, GaussianMixture, InitMethod, ModelError, Prior, Scatter, Start, SufficientStats,
 };

@@ -13,7 +13,7 @@
 
 mod reference_support;
 
-use gmm_stream::model::{
+use gmm_model::{
     fit_variational, points_from_rows, CovariancePrior, CovarianceType, EmSettings,
     GaussianMixture, PriorChoices, Start, VariationalSettings, WeightConcentration,
     WeightPriorType,
@@ -234,12 +234,7 @@ fn matches_scikit_learn_bayesian_gaussian_mixture() {
 }
 
 /// The priors resolved from the data and the choices, against scikit-learn's.
-fn check_priors(
-    fit: &mut Fit<'_>,
-    got: &gmm_stream::model::VariationalPrior,
-    want: &Value,
-    shift: f64,
-) {
+fn check_priors(fit: &mut Fit<'_>, got: &gmm_model::VariationalPrior, want: &Value, shift: f64) {
     for (what, g, key) in [
         (
             "weight_concentration_prior",

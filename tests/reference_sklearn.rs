@@ -11,9 +11,7 @@
 
 mod reference_support;
 
-use gmm_stream::model::{
-    fit, points_from_rows, CovarianceType, EmSettings, GaussianMixture, Start,
-};
+use gmm_model::{fit, points_from_rows, CovarianceType, EmSettings, GaussianMixture, Start};
 use nalgebra::DVector;
 use reference_support::{
     case_files, covariances_from_json, f64s, means_from_rows, read_case, rms, rows, variance,

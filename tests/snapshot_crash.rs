@@ -9,10 +9,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gmm_io::{EstimatorInfo, ModelFile};
+use gmm_model::{CovarianceType, Covariances, GaussianMixture, OnlineSettings};
 use gmm_stream::config::{SnapshotConfig, SnapshotFormat};
-use gmm_stream::model::{
-    CovarianceType, Covariances, EstimatorInfo, GaussianMixture, ModelFile, OnlineSettings,
-};
 use gmm_stream::sink::SnapshotStore;
 use nalgebra::{DMatrix, DVector};
 use rand::Rng;

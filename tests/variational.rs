@@ -4,7 +4,7 @@
 //! Data come from a ChaCha generator seeded by proptest (or a fixed seed), so a
 //! failure prints what reproduces it.
 
-use gmm_stream::model::{
+use gmm_model::{
     fit_variational, points_from_rows, CovarianceType, EmSettings, InitMethod, PriorChoices, Start,
     VariationalSettings, WeightPriorType,
 };

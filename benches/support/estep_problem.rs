@@ -1,7 +1,7 @@
 //! The E-step benchmark's problem, shared by `benches/estep.rs` and
 //! `examples/estep_cpu.rs` so that both measure the same thing.
 
-use gmm_stream::model::{CovarianceType, Covariances, GaussianMixture};
+use gmm_model::{CovarianceType, Covariances, GaussianMixture};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use gmm_stream::source::ReadError;
+use gmm_io::ReadError;
 
 /// Why a command stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,10 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use gmm_stream::model::{
-    fit, points_from_rows, BatchInfo, CovarianceType, EmSettings, EstimatorInfo, FitReport,
-    GaussianMixture, InitMethod, ModelError, ModelFile, Points, Start,
+use gmm_io::{BatchInfo, EstimatorInfo, ModelFile};
+use gmm_model::{
+    fit, points_from_rows, CovarianceType, EmSettings, FitReport, GaussianMixture, InitMethod,
+    ModelError, Points, Start,
 };
 
 use super::error::CliError;

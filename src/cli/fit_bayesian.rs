@@ -3,9 +3,10 @@
 //! `weights`, `means`, `covariances` are its `weights_`, `means_`, `covariances_`
 //! and whose `bayesian` object holds the rest of the posterior and the priors.
 
-use gmm_stream::model::{
-    fit_variational, BayesianInfo, CovariancePrior, CovarianceType, EmSettings, FitReport, Points,
-    PriorChoices, VariationalReport, VariationalSettings, WeightPriorType,
+use gmm_io::BayesianInfo;
+use gmm_model::{
+    fit_variational, CovariancePrior, CovarianceType, EmSettings, FitReport, Points, PriorChoices,
+    VariationalReport, VariationalSettings, WeightPriorType,
 };
 use nalgebra::{DMatrix, DVector};
 

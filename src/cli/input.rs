@@ -7,7 +7,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use gmm_stream::source::{
+use gmm_io::{
     DecodeConfig, Decoder, Format, ReadError, Record, RecordReader, Reject, RejectReason,
 };
 
@@ -124,7 +124,7 @@ pub fn format_for_path(path: &Path) -> Option<Format> {
     }
 }
 
-/// Reads points incrementally, with the rules of [`gmm_stream::source::read_all`]
+/// Reads points incrementally, with the rules of [`gmm_io::read_all`]
 /// (same messages): the first invalid point is an error unless invalid points are
 /// skipped, and an input without any valid point is an error.
 pub struct PointReader {

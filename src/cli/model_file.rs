@@ -4,7 +4,8 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use gmm_stream::model::{Encoding, GaussianMixture, ModelFile};
+use gmm_io::{Encoding, ModelFile};
+use gmm_model::GaussianMixture;
 
 use super::error::CliError;
 use super::output::AtomicFile;

@@ -19,7 +19,7 @@ mod style;
 use std::io::Write;
 use std::path::PathBuf;
 
-use gmm_stream::source::Format;
+use gmm_io::Format;
 
 use super::error::CliError;
 use super::input::InputArgs;

@@ -6,7 +6,7 @@
 
 use std::io::IsTerminal;
 
-use gmm_stream::model::{FitReport, Iteration};
+use gmm_model::{FitReport, Iteration};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How progress is shown.

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use gmm_stream::model::{points_from_rows, EvalRequest, GaussianMixture};
+use gmm_model::{points_from_rows, EvalRequest, GaussianMixture};
 
 use super::error::CliError;
 use super::input::{explain_dim, report_skipped, InputArgs, PointReader};

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use gmm_stream::model::Evaluation;
+use gmm_model::Evaluation;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,7 +64,7 @@ impl RecordWriter {
             let responsibilities = &resp[j * k..(j + 1) * k];
             let record = ScoreRecord {
                 log_density,
-                cluster: gmm_stream::model::most_responsible(responsibilities),
+                cluster: gmm_model::most_responsible(responsibilities),
                 responsibilities,
                 anomaly: self.threshold.map(|t| log_density < t),
             };

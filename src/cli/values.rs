@@ -2,8 +2,8 @@
 //! possible values so that `--help` shows them and a typo gets a suggestion.
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use gmm_stream::model::{CovarianceType, InitMethod};
-use gmm_stream::source::Format;
+use gmm_io::Format;
+use gmm_model::{CovarianceType, InitMethod};
 
 pub fn data_format() -> impl TypedValueParser<Value = Format> {
     PossibleValuesParser::new(Format::ALL.map(Format::as_str)).try_map(|s| s.parse::<Format>())

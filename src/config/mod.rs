@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::model::{
+use gmm_io::Format;
+use gmm_model::{
     CovarianceType, DriftSettings, HalfLifeUnit, Inference, OnlineSettings, OnlineVariational,
     Schedule, WeightPriorType,
 };
-use crate::source::Format;
 
 mod load;
 #[cfg(test)]

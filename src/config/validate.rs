@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{invalid, Config, ConfigError, SinkKind, SourceKind};
-use crate::source::Format;
+use gmm_io::Format;
 
 impl Config {
     /// Checks every value; the first problem is reported with its key.

@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::Positions;
-use crate::source::chunk::{Ack, Chunk, PositionTracker, RecordMark, Rejected, SourceMsg};
+use crate::source::chunk::{Ack, Chunk, RecordMark, Rejected, SourceMsg};
+use gmm_io::Positions;
 
 pub struct Batch {
     /// Row-major points.
@@ -45,7 +45,7 @@ pub enum BatchMsg {
 pub struct Batcher {
     pub batch_size: usize,
     pub timeout: Duration,
-    pub tracker: PositionTracker,
+    pub positions: Positions,
     /// Shutdown: stop at once, without waiting for the source to go away (a read
     /// of an idle stdin may never return).
     pub cancel: CancellationToken,
@@ -118,7 +118,7 @@ impl Batcher {
                 }
                 Some(SourceMsg::End) => {
                     if self.emit(&mut pending, &tx).await {
-                        let positions = self.tracker.positions();
+                        let positions = self.positions.clone();
                         let _ = tx.send(BatchMsg::End { positions }).await;
                     }
                     return;
@@ -152,7 +152,7 @@ impl Batcher {
                 pending.deadline = Some(Instant::now() + self.timeout);
             }
             start = end;
-            self.tracker.advance(&mark.origin);
+            mark.origin.advance(&mut self.positions);
             pending.marks.push(RecordMark {
                 points_end: pending.n_points,
                 origin: mark.origin,
@@ -180,7 +180,7 @@ impl Batcher {
             return self.emit(pending, tx).await;
         }
         *pending = Pending::new();
-        tx.send(BatchMsg::Positions(self.tracker.positions()))
+        tx.send(BatchMsg::Positions(self.positions.clone()))
             .await
             .is_ok()
     }
@@ -208,7 +208,7 @@ impl Batcher {
             values: taken.values,
             n_points: taken.n_points,
             marks: taken.marks,
-            positions: self.tracker.positions(),
+            positions: self.positions.clone(),
         };
         tx.send(BatchMsg::Batch(batch)).await.is_ok()
     }
@@ -218,7 +218,7 @@ impl Batcher {
 mod tests {
     use super::*;
     use crate::source::chunk::Origin;
-    use crate::source::RejectReason;
+    use gmm_io::RejectReason;
 
     /// A chunk of records of the given sizes, 2-d points numbered from `first`,
     /// record r ending at byte offset `10 * (index + 1)`.
@@ -242,7 +242,7 @@ mod tests {
         Batcher {
             batch_size: size,
             timeout: Duration::from_millis(timeout_ms),
-            tracker: PositionTracker::file(std::path::Path::new("in.csv"), 0),
+            positions: Positions::file(std::path::Path::new("in.csv"), 0),
             cancel: CancellationToken::new(),
         }
     }
@@ -309,7 +309,7 @@ mod tests {
     async fn trailing_rejected_records_move_the_final_position() {
         let mut rejected = chunk(2, &[0, 0]);
         rejected.rejects.push(Rejected {
-            reject: crate::source::Reject::new(RejectReason::Parse, "not a number"),
+            reject: gmm_io::Reject::new(RejectReason::Parse, "not a number"),
             location: "line 3".into(),
             start: Some(20),
             line: Some(3),

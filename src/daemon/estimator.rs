@@ -15,12 +15,10 @@ use super::batcher::{Batch, BatchMsg};
 use super::output::{Output, ScoredBatch};
 use super::status::Counters;
 use super::DaemonError;
-use crate::model::anomaly::AnomalyThreshold;
-use crate::model::{
-    points_from_rows, BatchOutcome, EstimatorInfo, GaussianMixture, ModelFile, OnlineEm, Positions,
-    StructureChanges,
-};
 use crate::source::chunk::{Ack, Origin, RecordMark};
+use gmm_io::{EstimatorInfo, ModelFile, Positions};
+use gmm_model::anomaly::AnomalyThreshold;
+use gmm_model::{points_from_rows, BatchOutcome, GaussianMixture, OnlineEm, StructureChanges};
 
 /// What the HTTP server reads: the current model and how to flag with it.
 #[derive(Clone, Debug)]
@@ -221,7 +219,7 @@ impl EstimatorStage {
         let threshold = self.anomaly.threshold();
         let anomalies = log_density
             .iter()
-            .filter(|&&ld| crate::model::anomaly::is_anomaly(ld, threshold))
+            .filter(|&&ld| gmm_model::anomaly::is_anomaly(ld, threshold))
             .count();
         self.anomaly.observe_batch(log_density);
         self.counters.anomalies.fetch_add(anomalies as u64, Relaxed);

@@ -26,13 +26,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, SinkKind, SourceKind};
-use crate::model::ModelError;
 use crate::sink::kafka::{KafkaSink, KafkaSinkError};
 use crate::sink::{DeadLetterWriter, ScoresWriter, SinkError, SnapshotStore};
 use crate::source::file::SourceError;
 use crate::source::kafka::KafkaSourceError;
 use batcher::Batcher;
 use estimator::{EstimatorStage, LiveModel, SnapshotPolicy};
+use gmm_model::ModelError;
 use output::{DeadLetterTarget, OutputStage, ScoresTarget};
 use status::Counters;
 
@@ -134,7 +134,7 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     let batcher = Batcher {
         batch_size: config.estimator.batch_size,
         timeout: Duration::from_millis(config.estimator.batch_timeout_ms),
-        tracker: source.tracker.clone(),
+        positions: source.positions.clone(),
         cancel: cancel.clone(),
     };
     let batcher = tokio::spawn(batcher.run(src_rx, batch_tx, reject_tx));
@@ -142,7 +142,7 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     let estimator = EstimatorStage {
         estimator: restored.estimator,
         anomaly: restored.anomaly,
-        positions: source.tracker.positions(),
+        positions: source.positions.clone(),
         policy: SnapshotPolicy {
             every_points: config.snapshot.every_points,
             every_seconds: config.snapshot.every_seconds,
@@ -216,7 +216,7 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
 /// total and the per-reason warnings are rate-limited, so this is where the exact
 /// count of every reason is told.
 fn summarize(counters: &Counters) {
-    use crate::source::RejectReason as R;
+    use gmm_io::RejectReason as R;
     use std::sync::atomic::Ordering::Relaxed;
     tracing::info!(
         points_seen = counters.points_absorbed.load(Relaxed),

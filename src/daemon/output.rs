@@ -14,13 +14,14 @@ use tokio::sync::mpsc;
 
 use super::status::Counters;
 use super::DaemonError;
-use crate::model::{ModelFile, Positions, Scored};
 use crate::sink::dead_letter::{DeadLetter, DeadLetterPosition, DeadLetterWriter};
 use crate::sink::kafka::{dead_letter_headers, KafkaSink};
 use crate::sink::scores::{KafkaPosition, ScoreRecord, ScoresWriter};
 use crate::sink::snapshot::SnapshotStore;
 use crate::sink::SinkError;
 use crate::source::chunk::{Ack, Origin, Rejected};
+use gmm_io::{ModelFile, Positions};
+use gmm_model::Scored;
 
 /// Scores of one update, with each point's Kafka message when there is one.
 pub struct ScoredBatch {
@@ -360,8 +361,9 @@ mod tests {
 
     use super::*;
     use crate::config::SnapshotFormat;
-    use crate::model::{Covariances, EstimatorInfo, GaussianMixture, OnlineSettings};
-    use crate::source::{Reject, RejectReason};
+    use gmm_io::EstimatorInfo;
+    use gmm_io::{Reject, RejectReason};
+    use gmm_model::{Covariances, GaussianMixture, OnlineSettings};
 
     /// Records, at each commit, how many dead letters the file held.
     struct Probe {

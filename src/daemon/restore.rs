@@ -6,9 +6,10 @@ use std::path::Path;
 
 use super::DaemonError;
 use crate::config::Config;
-use crate::model::anomaly::AnomalyThreshold;
-use crate::model::{ModelFile, OnlineEm, Positions};
 use crate::sink::SnapshotStore;
+use gmm_io::{ModelFile, Positions};
+use gmm_model::anomaly::AnomalyThreshold;
+use gmm_model::OnlineEm;
 
 pub struct Restored {
     pub estimator: OnlineEm,

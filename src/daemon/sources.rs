@@ -14,19 +14,19 @@ use super::restore::Restored;
 use super::status::Counters;
 use super::DaemonError;
 use crate::config::{Config, SourceKind};
-use crate::model::Positions;
-use crate::source::chunk::{Chunk, Origin, PositionTracker, RecordMark, SourceMsg};
+use crate::source::chunk::{Chunk, Origin, RecordMark, SourceMsg};
 use crate::source::file::{FileSource, SourceError};
 use crate::source::generator::Generator;
 use crate::source::kafka::{consumer_config, KafkaCommitter, KafkaSource};
-use crate::source::DecodeConfig;
+use gmm_io::DecodeConfig;
+use gmm_io::Positions;
 
 /// Generated points per chunk when there is no rate to pace.
 const GENERATOR_CHUNK: usize = 1024;
 
 pub struct StartedSource {
     /// The position the source starts at.
-    pub tracker: PositionTracker,
+    pub positions: Positions,
     pub handle: JoinHandle<Result<(), DaemonError>>,
     pub committer: Option<Box<dyn PositionCommitter>>,
     /// For logs and dead letters: `file:points.csv`, `stdin`, `generator`.
@@ -75,7 +75,7 @@ fn start_file(
         if restored.positions.is_some() {
             tracing::info!("stdin cannot be resumed: reading it from where it is now");
         }
-        (PositionTracker::Stdin { points: 0 }, 0, "stdin".to_string())
+        (Positions::Stdin { points: 0 }, 0, "stdin".to_string())
     } else {
         let here = path.display().to_string();
         let offset = match &restored.positions {
@@ -98,7 +98,7 @@ fn start_file(
             .into());
         }
         (
-            PositionTracker::file(&path, offset),
+            Positions::file(&path, offset),
             offset,
             format!("file:{here}"),
         )
@@ -125,7 +125,7 @@ fn start_file(
             .unwrap_or_else(|_| Err(DaemonError::Stage("the source thread panicked".into())))
     });
     Ok(StartedSource {
-        tracker,
+        positions: tracker,
         handle,
         committer: None,
         name,
@@ -154,7 +154,7 @@ fn start_generator(
         Ok(())
     });
     Ok(StartedSource {
-        tracker: PositionTracker::Generator { index },
+        positions: Positions::Generator { index },
         handle,
         committer: None,
         name: "generator".into(),
@@ -257,7 +257,7 @@ async fn start_kafka(
     let handle =
         tokio::task::spawn_blocking(move || source.run(tx, cancel).map_err(DaemonError::from));
     Ok(StartedSource {
-        tracker: PositionTracker::Kafka(resume),
+        positions: Positions::Kafka(resume),
         handle,
         committer: Some(Box::new(CommitToKafka(committer))),
         name: "kafka".into(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::source::RejectReason;
+use gmm_io::RejectReason;
 
 #[derive(Debug, Default)]
 pub struct Counters {

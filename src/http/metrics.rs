@@ -13,7 +13,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::daemon::status::Counters;
-use crate::source::RejectReason;
+use gmm_io::RejectReason;
 
 pub const EM_STEP_SECONDS: &str = "gmm_em_step_seconds";
 pub const CONSUMER_LAG: &str = "gmm_kafka_consumer_lag";

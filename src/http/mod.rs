@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::estimator::LiveModel;
 use crate::daemon::status::Counters;
-use crate::model::{points_from_rows, EvalRequest};
 use crate::sink::scores::ScoreRecord;
+use gmm_model::{points_from_rows, EvalRequest};
 
 #[derive(Clone)]
 pub struct AppState {

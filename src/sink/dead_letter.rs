@@ -21,7 +21,7 @@ use base64::Engine as _;
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
-use crate::source::{Reject, RejectReason};
+use gmm_io::{Reject, RejectReason};
 
 use super::SinkError;
 

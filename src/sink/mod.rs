@@ -13,7 +13,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
-use crate::model::FormatError;
+use gmm_io::FormatError;
 
 pub use dead_letter::{DeadLetter, DeadLetterPosition, DeadLetterWriter};
 pub use scores::{KafkaPosition, ScoreRecord, ScoresWriter};

@@ -17,8 +17,8 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 use crate::config::{ScoresConfig, SinkKind};
-use crate::model::anomaly::is_anomaly;
-use crate::model::{Evaluation, Scored};
+use gmm_model::anomaly::is_anomaly;
+use gmm_model::{Evaluation, Scored};
 
 use super::SinkError;
 
@@ -66,7 +66,7 @@ impl<'a> ScoreRecord<'a> {
         let log_density = evaluation.log_density.get(j).copied().unwrap_or(f64::NAN);
         Self {
             log_density,
-            cluster: crate::model::most_responsible(responsibilities),
+            cluster: gmm_model::most_responsible(responsibilities),
             responsibilities,
             anomaly: is_anomaly(log_density, threshold),
             threshold,

@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::config::{SnapshotConfig, SnapshotFormat};
-use crate::model::{Encoding, ModelFile};
+use gmm_io::{Encoding, ModelFile};
 
 use super::SinkError;
 

@@ -3,12 +3,10 @@
 //! record starts. Batches are cut at record boundaries, so the position after every
 //! batch is exact and a restart resumes with the first point not yet absorbed.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use crate::model::Positions;
-use crate::source::Reject;
+use gmm_io::Positions;
+use gmm_io::Reject;
 
 /// Where the record after this one starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +20,21 @@ pub enum Origin {
         partition: i32,
         offset: i64,
     },
+}
+
+impl Origin {
+    /// Moves `positions` past the record this origin describes. A source only
+    /// produces its own kind of origin, so a mismatch leaves `positions` alone.
+    pub fn advance(&self, positions: &mut Positions) {
+        match self {
+            Origin::Next(next) => positions.advance_to(*next),
+            Origin::Kafka {
+                topic,
+                partition,
+                offset,
+            } => positions.advance_kafka(topic, *partition, *offset),
+        }
+    }
 }
 
 /// The end of one consumed record within a chunk.
@@ -73,57 +86,4 @@ pub enum SourceMsg {
     Flush(Ack),
     /// A finite source is exhausted: absorb what remains and stop.
     End,
-}
-
-/// The position of the next unread point, advanced record by record.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PositionTracker {
-    File { path: String, offset: u64 },
-    Stdin { points: u64 },
-    Generator { index: u64 },
-    Kafka(BTreeMap<String, BTreeMap<i32, i64>>),
-}
-
-impl PositionTracker {
-    pub fn file(path: &Path, offset: u64) -> Self {
-        Self::File {
-            path: path.display().to_string(),
-            offset,
-        }
-    }
-
-    /// Moves past the record that `origin` describes.
-    pub fn advance(&mut self, origin: &Origin) {
-        match (self, origin) {
-            (Self::File { offset, .. }, Origin::Next(next)) => *offset = *next,
-            (Self::Stdin { points }, Origin::Next(next)) => *points = *next,
-            (Self::Generator { index }, Origin::Next(next)) => *index = *next,
-            (
-                Self::Kafka(map),
-                Origin::Kafka {
-                    topic,
-                    partition,
-                    offset,
-                },
-            ) => {
-                map.entry(topic.to_string())
-                    .or_default()
-                    .insert(*partition, offset + 1);
-            }
-            // A source only produces its own kind of origin.
-            _ => {}
-        }
-    }
-
-    pub fn positions(&self) -> Positions {
-        match self {
-            Self::File { path, offset } => Positions::File {
-                path: path.clone(),
-                offset: *offset,
-            },
-            Self::Stdin { points } => Positions::Stdin { points: *points },
-            Self::Generator { index } => Positions::Generator { index: *index },
-            Self::Kafka(map) => Positions::Kafka(map.clone()),
-        }
-    }
 }

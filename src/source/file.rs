@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::chunk::{Chunk, Origin, RecordMark, Rejected, SourceMsg};
-use super::{DecodeConfig, DecodeConfigError, Decoder, Format, RecordReader};
+use gmm_io::{DecodeConfig, DecodeConfigError, Decoder, Format, RecordReader};
 
 /// Points per chunk: large enough to amortise channel traffic, small enough that a
 /// chunk never holds much more than a batch.
@@ -137,7 +137,7 @@ impl FileSource {
                 continue;
             };
             let line = line.trim_ascii();
-            if super::decode::clean_csv_line(line).is_empty() {
+            if gmm_io::decode::clean_csv_line(line).is_empty() {
                 continue;
             }
             // A header that cannot serve the configured fields leaves every row
@@ -240,7 +240,7 @@ fn send(tx: &mpsc::Sender<SourceMsg>, chunk: Chunk) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{Format, RejectReason};
+    use gmm_io::{Format, RejectReason};
 
     /// Reads `text` (csv, 2-d) from byte `start` as the daemon resumes a file:
     /// the points and the reject reasons.

@@ -29,7 +29,7 @@ use rand_distr::{Distribution, StandardNormal};
 use thiserror::Error;
 
 use crate::config::GeneratorConfig;
-use crate::model::{GaussianMixture, ModelError};
+use gmm_model::{GaussianMixture, ModelError};
 
 use truth::Truth;
 

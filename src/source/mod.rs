@@ -1,21 +1,11 @@
-//! Where points come from: the input data formats ([`decode`]), the framing of byte
-//! streams into positioned records ([`records`]), [`read_all`] for the offline
-//! commands, and the built-in synthetic stream ([`generator`]).
+//! Where the daemon's points come from: files and stdin ([`file`]), Kafka
+//! ([`kafka`]) and the built-in synthetic stream ([`generator`]), each sending
+//! positioned chunks ([`chunk`]) down a bounded channel. Decoding records into
+//! points is `gmm_io`'s.
 
 pub mod chunk;
-pub mod decode;
 pub mod file;
-mod format;
 pub mod generator;
 pub mod kafka;
-mod read_all;
-pub mod records;
 
-pub use decode::{DecodeConfig, DecodeConfigError, Decoder, Reject, RejectReason, MAX_DIM};
-pub use format::{Format, UnknownFormat};
 pub use generator::{Generator, GeneratorError};
-pub use read_all::{read_all, Dataset, ReadError};
-pub use records::{Framing, Location, Record, RecordReader, DEFAULT_MAX_RECORD_BYTES};
-
-#[cfg(test)]
-mod roundtrip_tests;

@@ -6,9 +6,8 @@
 
 use std::path::Path;
 
-use gmm_stream::model::{
-    BatchInfo, CovarianceType, Covariances, EstimatorInfo, GaussianMixture, ModelFile,
-};
+use gmm_io::{BatchInfo, EstimatorInfo, ModelFile};
+use gmm_model::{CovarianceType, Covariances, GaussianMixture};
 use nalgebra::{DMatrix, DVector};
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! `gmm-stream fit`: every input format, stdin, every covariance type, both model
 //! encodings, and agreement with scikit-learn from a given start.
 
-use gmm_stream::model::{EstimatorInfo, ModelFile};
+use gmm_io::{EstimatorInfo, ModelFile};
 use serde_json::Value;
 
 use super::support::*;
@@ -248,7 +248,7 @@ fn choose_components_keeps_the_lowest_bic() {
     fit_quiet(arg(&input), &["--n-init", "2"], arg(&direct)).ok();
     let (_, model) = load(&chosen);
     assert_eq!(model, load(&direct).1);
-    let x = gmm_stream::model::points_from_rows(points.as_flattened(), 2).expect("points");
+    let x = gmm_model::points_from_rows(points.as_flattened(), 2).expect("points");
     let bic = model.bic(x).expect("bic");
     assert!(
         (bic - lowest.1).abs() <= 1e-6 * bic.abs(),

@@ -1,10 +1,7 @@
 //! `gmm-stream inspect`: the human summary and the JSON object.
 
-use std::collections::BTreeMap;
-
-use gmm_stream::model::{
-    CovarianceType, EstimatorInfo, ModelFile, OnlineEm, OnlineSettings, Positions,
-};
+use gmm_io::{EstimatorInfo, KafkaOffsets, ModelFile, Positions};
+use gmm_model::{CovarianceType, OnlineEm, OnlineSettings};
 use serde_json::Value;
 
 use super::support::*;
@@ -101,7 +98,9 @@ fn a_snapshot_shows_its_state_positions_and_threshold() {
     file.state = Some(est.state().clone());
     file.anomaly_threshold = Some(-12.5);
     file.points_seen = 1234;
-    let offsets = BTreeMap::from([("points".to_owned(), BTreeMap::from([(0, 41i64), (1, 7)]))]);
+    let offsets: KafkaOffsets = [("points".to_owned(), 0, 41), ("points".to_owned(), 1, 7)]
+        .into_iter()
+        .collect();
     file.positions = Some(Positions::Kafka(offsets));
     let path = write(dir.path(), "snap.bin", file.to_binary().expect("binary"));
 

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gmm_stream::model::ModelFile;
+use gmm_io::ModelFile;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};

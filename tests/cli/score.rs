@@ -4,8 +4,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use gmm_stream::model::{points_from_rows, GaussianMixture};
-use gmm_stream::source::{read_all, DecodeConfig, Format};
+use gmm_io::{read_all, DecodeConfig, Format};
+use gmm_model::{points_from_rows, GaussianMixture};
 use serde_json::Value;
 
 use super::support::*;

@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use gmm_stream::model::{GaussianMixture, ModelFile};
+use gmm_io::ModelFile;
+use gmm_model::GaussianMixture;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};

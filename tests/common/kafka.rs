@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use gmm_io::ModelFile;
+use gmm_model::{Covariances, GaussianMixture};
 use gmm_stream::config::SnapshotFormat;
-use gmm_stream::model::{Covariances, GaussianMixture, ModelFile};
 use gmm_stream::sink::SnapshotStore;
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
@@ -410,7 +411,7 @@ pub fn f64le(values: &[f64]) -> Vec<u8> {
 pub fn mean_log_likelihood(model: &ModelFile, points: &[f64]) -> f64 {
     let mixture = model.mixture().expect("a valid model");
     let d = mixture.n_features();
-    let x = gmm_stream::model::points_from_rows(points, d).expect("points");
+    let x = gmm_model::points_from_rows(points, d).expect("points");
     mixture.score(x).expect("score")
 }
 
@@ -627,9 +628,7 @@ pub fn newest_snapshot(dir: &Path) -> Option<ModelFile> {
 /// The snapshot positions of `topic`: partition → next offset.
 pub fn snapshot_positions(model: &ModelFile, topic: &str) -> BTreeMap<i32, i64> {
     match &model.positions {
-        Some(gmm_stream::model::Positions::Kafka(map)) => {
-            map.get(topic).cloned().unwrap_or_default()
-        }
+        Some(gmm_io::Positions::Kafka(map)) => map.topic(topic),
         _ => BTreeMap::new(),
     }
 }

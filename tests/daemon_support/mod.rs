@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use gmm_io::{ModelFile, Positions};
+use gmm_model::{fit, points_from_rows, EmSettings, GaussianMixture, InitMethod, Start};
 use gmm_stream::config::{Config, GeneratorConfig, SnapshotFormat};
-use gmm_stream::model::{
-    fit, points_from_rows, EmSettings, GaussianMixture, InitMethod, ModelFile, Positions, Start,
-};
 use gmm_stream::sink::SnapshotStore;
 use gmm_stream::source::Generator;
 use tokio_util::sync::CancellationToken;

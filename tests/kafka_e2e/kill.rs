@@ -97,7 +97,7 @@ fn kill_9_three_times_then_sigterm_absorbs_every_point_exactly_once() {
         "every kill came before the end of the stream: {at_kills:?} of {good}"
     );
 
-    let all_in = |m: &gmm_stream::model::ModelFile| snapshot_positions(m, &topic) == ends;
+    let all_in = |m: &gmm_io::ModelFile| snapshot_positions(m, &topic) == ends;
     for (d, s) in [(&mut daemon, &disturbed), (&mut reference, &undisturbed)] {
         wait_for_snapshot(&s.dir, Duration::from_secs(90), d, all_in);
     }
@@ -129,7 +129,7 @@ fn kill_9_three_times_then_sigterm_absorbs_every_point_exactly_once() {
         mean_log_likelihood(&model, &held_out),
         mean_log_likelihood(&clean, &held_out),
         truth
-            .score(gmm_stream::model::points_from_rows(&held_out, 3).expect("points"))
+            .score(gmm_model::points_from_rows(&held_out, 3).expect("points"))
             .expect("score"),
     );
     eprintln!("held-out mean log-likelihood: killed {ll:.5}, undisturbed {ll_clean:.5}, truth {ll_truth:.5}");

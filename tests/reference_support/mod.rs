@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gmm_stream::model::{CovarianceType, Covariances};
+use gmm_model::{CovarianceType, Covariances};
 use nalgebra::{DMatrix, DVector};
 use serde_json::Value;
 

@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // Each test binary uses its own part of this module.
 
-use gmm_stream::model::{fit, points_from_rows, Covariances, EmSettings, GaussianMixture};
+use gmm_model::{fit, points_from_rows, Covariances, EmSettings, GaussianMixture};
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use gmm_stream::model::Positions;
+use gmm_io::Positions;
 
 use super::summary::{ComponentSummary, StateSummary, Summary, VariationalSummary};
 
@@ -42,7 +42,9 @@ pub fn render(s: &Summary) -> String {
         ("state", s.state.as_ref().map_or("none".to_owned(), state)),
         (
             "positions",
-            s.positions.as_ref().map_or("none".to_owned(), positions),
+            s.positions
+                .as_ref()
+                .map_or("none".to_owned(), Positions::describe),
         ),
     ];
     if let Some(b) = &s.bayesian {
@@ -60,7 +62,7 @@ pub fn render(s: &Summary) -> String {
     out
 }
 
-fn bayesian(b: &gmm_stream::model::BayesianInfo) -> String {
+fn bayesian(b: &gmm_io::BayesianInfo) -> String {
     format!(
         "{}, weight concentration prior {}, mean precision prior {}, \
          degrees of freedom prior {}",
@@ -98,7 +100,7 @@ fn component(out: &mut String, k: usize, c: &ComponentSummary) {
 
 /// The estimator's kind, then its settings as `key=value`, whatever they are (the
 /// online settings grow; this need not follow).
-fn estimator(info: &gmm_stream::model::EstimatorInfo) -> String {
+fn estimator(info: &gmm_io::EstimatorInfo) -> String {
     let Ok(serde_json::Value::Object(map)) = serde_json::to_value(info) else {
         return "unknown".to_owned();
     };
@@ -133,25 +135,6 @@ fn state(s: &StateSummary) -> String {
             ", no statistics yet"
         }
     )
-}
-
-fn positions(p: &Positions) -> String {
-    match p {
-        Positions::Kafka(topics) => {
-            let parts: Vec<String> = topics
-                .iter()
-                .flat_map(|(topic, partitions)| {
-                    partitions
-                        .iter()
-                        .map(move |(partition, offset)| format!("{topic}[{partition}]={offset}"))
-                })
-                .collect();
-            format!("kafka next offsets {}", parts.join(", "))
-        }
-        Positions::File { path, offset } => format!("file {path} at byte {offset}"),
-        Positions::Generator { index } => format!("generator at point {index}"),
-        Positions::Stdin { points } => format!("stdin after {points} points"),
-    }
 }
 
 /// `[a, b, c]`, or `[a, b, c, d, ..., y, z] (n values)` when long.

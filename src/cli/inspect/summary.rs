@@ -4,10 +4,10 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
-use gmm_stream::model::{
-    BayesianInfo, CovarianceType, Covariances, Encoding, EstimatorInfo, GaussianMixture,
-    OnlineState, OnlineVariational, OnlineVariationalInfo, Positions, EFFECTIVE_WEIGHT,
+use gmm_io::{
+    BayesianInfo, Encoding, EstimatorInfo, OnlineVariationalInfo, Positions, EFFECTIVE_WEIGHT,
 };
+use gmm_model::{CovarianceType, Covariances, GaussianMixture, OnlineState, OnlineVariational};
 
 use crate::cli::model_file::Loaded;
 

@@ -2,7 +2,7 @@
 //! deterministic uniform sample so that a file of any size draws in bounded memory
 //! and the same file always gives the same picture.
 
-use gmm_stream::model::Points;
+use gmm_model::Points;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

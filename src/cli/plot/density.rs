@@ -1,7 +1,7 @@
 //! A one-feature model as its density: the mixture's pdf, each weighted component
 //! `π_k N(x; μ_k, σ_k²)`, and a histogram of the data on the same (density) scale.
 
-use gmm_stream::model::GaussianMixture;
+use gmm_model::GaussianMixture;
 use plotters::prelude::*;
 
 use super::super::error::CliError;
@@ -164,7 +164,7 @@ fn panel_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gmm_stream::model::{points_from_rows, Covariances};
+    use gmm_model::{points_from_rows, Covariances};
     use nalgebra::{DMatrix, DVector};
 
     #[test]

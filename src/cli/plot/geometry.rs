@@ -1,7 +1,7 @@
 //! The mathematics of the pictures: the plane a model is drawn on, the ellipses of
 //! its covariances, one-dimensional densities and histograms. No drawing here.
 
-use gmm_stream::model::{GaussianMixture, Points};
+use gmm_model::{GaussianMixture, Points};
 use nalgebra::{DMatrix, DVector, Matrix2, SymmetricEigen};
 
 /// A plane of the feature space: a point x is drawn at `basis · (x − origin)`, where
@@ -231,7 +231,7 @@ impl Range {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gmm_stream::model::{points_from_rows, Covariances};
+    use gmm_model::{points_from_rows, Covariances};
 
     fn mixture(weights: &[f64], means: &[f64], covs: Vec<DMatrix<f64>>) -> GaussianMixture {
         let d = covs[0].nrows();

@@ -1,7 +1,7 @@
 //! A model of d ≥ 2 features on a plane: the data coloured by component, and each
 //! component's mean and 1σ and 2σ ellipses.
 
-use gmm_stream::model::GaussianMixture;
+use gmm_model::GaussianMixture;
 use plotters::prelude::*;
 
 use super::super::error::CliError;

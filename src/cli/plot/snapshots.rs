@@ -15,8 +15,9 @@
 
 use std::path::{Path, PathBuf};
 
+use gmm_io::ModelFile;
+use gmm_model::GaussianMixture;
 use gmm_stream::config::SnapshotFormat;
-use gmm_stream::model::{GaussianMixture, ModelFile};
 use gmm_stream::sink::SnapshotStore;
 use plotters::prelude::*;
 

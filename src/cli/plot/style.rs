@@ -1,6 +1,7 @@
 //! Colours, type sizes and the words every picture shares.
 
-use gmm_stream::model::{GaussianMixture, ModelFile};
+use gmm_io::ModelFile;
+use gmm_model::GaussianMixture;
 use plotters::style::{Color, HSLColor, RGBColor};
 
 /// The categorical palette of matplotlib and Vega ("Tableau 10"): distinct hues of

@@ -4,7 +4,7 @@ use nalgebra::{DMatrix, DVector};
 use serde_json::Value;
 
 use super::*;
-use crate::model::{points_from_rows, Covariances, EvalRequest, GaussianMixture};
+use gmm_model::{points_from_rows, Covariances, EvalRequest, GaussianMixture};
 
 /// A `Write` whose bytes the test can read while the writer holds it.
 #[derive(Clone, Default)]

@@ -1,7 +1,8 @@
 use nalgebra::{DMatrix, DVector};
 
 use super::*;
-use crate::model::{CovarianceType, Covariances, EstimatorInfo, GaussianMixture, OnlineSettings};
+use gmm_io::EstimatorInfo;
+use gmm_model::{CovarianceType, Covariances, GaussianMixture, OnlineSettings};
 
 fn model_file(points_seen: u64, model_version: u64) -> ModelFile {
     let model = GaussianMixture::new(

@@ -1,7 +1,7 @@
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::model::points_from_rows;
+use gmm_model::points_from_rows;
 
 fn config() -> GeneratorConfig {
     GeneratorConfig {

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::config::GeneratorConfig;
-use crate::model::{Covariances, GaussianMixture};
+use gmm_model::{Covariances, GaussianMixture};
 
 use super::GeneratorError;
 

@@ -1,12 +1,13 @@
 //! Committing offsets after durable snapshots, and retrying failed commits.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::context::{locked, Offsets, SourceContext};
+use gmm_io::KafkaOffsets;
+
+use super::context::{locked, SourceContext};
 use super::DurablePositions;
 
 /// Commits offsets to the group once the snapshot holding them is durable, for
@@ -17,13 +18,8 @@ pub struct KafkaCommitter {
 }
 
 impl KafkaCommitter {
-    pub fn commit(&self, positions: &BTreeMap<String, BTreeMap<i32, i64>>) {
-        {
-            let mut durable = locked(&self.durable);
-            for (topic, partitions) in positions {
-                durable.entry(topic.clone()).or_default().extend(partitions);
-            }
-        }
+    pub fn commit(&self, positions: &KafkaOffsets) {
+        locked(&self.durable).extend(positions);
         let mut failed = locked(&self.consumer.context().failed_commit);
         // Whatever failed before is superseded by these newer offsets.
         *failed = None;
@@ -42,13 +38,13 @@ impl KafkaCommitter {
 /// The offsets of the partitions still assigned, if any.
 fn assigned_offsets(
     consumer: &BaseConsumer<SourceContext>,
-    positions: &Offsets,
+    positions: &KafkaOffsets,
 ) -> Option<TopicPartitionList> {
     let assigned = consumer.assignment().ok()?;
     let mut tpl = TopicPartitionList::new();
     for e in assigned.elements() {
-        if let Some(offset) = positions.get(e.topic()).and_then(|p| p.get(&e.partition())) {
-            let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*offset));
+        if let Some(offset) = positions.get(e.topic(), e.partition()) {
+            let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
         }
     }
     (tpl.count() > 0).then_some(tpl)

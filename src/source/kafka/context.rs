@@ -1,7 +1,6 @@
 //! The consumer's context: librdkafka's callbacks (rebalances, statistics, global
 //! errors), run on the polling thread inside `poll`.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -14,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{DurablePositions, COMMITTED_TIMEOUT, FLUSH_TIMEOUT};
 use crate::source::chunk::{Chunk, SourceMsg};
+use gmm_io::KafkaOffsets;
 
 /// The chunk being assembled, shared with the rebalance callback (which runs on
 /// the polling thread, inside `poll`).
@@ -28,7 +28,7 @@ pub struct SourceContext {
     /// Offsets whose commit failed and that no later commit has superseded:
     /// retried by the polling thread, so that a quiet stream's lag still reaches
     /// zero. Held while committing, so that commits never go backwards.
-    pub(super) failed_commit: Mutex<Option<Offsets>>,
+    pub(super) failed_commit: Mutex<Option<KafkaOffsets>>,
     /// True while no broker can be reached (readiness reports it).
     pub(super) brokers_down: Arc<AtomicBool>,
 }
@@ -43,9 +43,6 @@ impl SourceContext {
         }
     }
 }
-
-/// topic → partition → offset.
-pub(super) type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
 
 /// Locks `mutex`, going on after a panic elsewhere: every holder leaves the data
 /// whole between statements, and the snapshot, not this state, is the truth.
@@ -149,8 +146,8 @@ impl SourceContext {
             .elements()
             .iter()
             .filter_map(|e| {
-                let offset = durable.get(e.topic())?.get(&e.partition())?;
-                Some((e.topic().to_string(), e.partition(), *offset))
+                let offset = durable.get(e.topic(), e.partition())?;
+                Some((e.topic().to_string(), e.partition(), offset))
             })
             .collect();
         drop(durable);
@@ -183,21 +180,17 @@ impl SourceContext {
                 _ => snapshot,
             };
             if let Some(group) = group {
-                let pending = failed.get_or_insert_with(Offsets::new);
-                let partitions = pending.entry(topic.clone()).or_default();
-                partitions.remove(&partition);
+                let pending = failed.get_or_insert_with(KafkaOffsets::new);
+                pending.remove(&topic, partition);
                 if group.is_none_or(|c| c < snapshot) {
-                    partitions.insert(partition, snapshot);
+                    pending.set(&topic, partition, snapshot);
                 }
             }
             if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset)) {
                 tracing::warn!(topic, partition, offset, error = %e, "cannot set the start offset");
             }
         }
-        if failed
-            .as_ref()
-            .is_some_and(|f| f.values().all(BTreeMap::is_empty))
-        {
+        if failed.as_ref().is_some_and(KafkaOffsets::is_empty) {
             *failed = None;
         }
     }

@@ -32,7 +32,7 @@ pub use context::SourceContext;
 use context::{locked, Link};
 
 use crate::source::chunk::{Chunk, Origin, RecordMark, Rejected, SourceMsg};
-use crate::source::{DecodeConfig, DecodeConfigError, Decoder, Reject, RejectReason};
+use gmm_io::{DecodeConfig, DecodeConfigError, Decoder, KafkaOffsets, Reject, RejectReason};
 
 /// Points per chunk sent into the pipeline.
 const CHUNK_POINTS: usize = 1024;
@@ -72,7 +72,7 @@ pub enum KafkaSourceError {
 
 /// Source positions contained in a durable snapshot: where a partition that is
 /// (re)assigned starts. The committer updates them after every snapshot.
-pub type DurablePositions = Arc<Mutex<BTreeMap<String, BTreeMap<i32, i64>>>>;
+pub type DurablePositions = Arc<Mutex<KafkaOffsets>>;
 
 pub struct KafkaSource {
     pub consumer: Arc<BaseConsumer<SourceContext>>,
@@ -113,7 +113,7 @@ impl KafkaSource {
         brokers: &str,
         topics: &[String],
         required: &[String],
-        resume: BTreeMap<String, BTreeMap<i32, i64>>,
+        resume: KafkaOffsets,
         decode: DecodeConfig,
         brokers_down: Arc<AtomicBool>,
     ) -> Result<Self, KafkaSourceError> {

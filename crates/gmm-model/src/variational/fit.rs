@@ -1,0 +1,165 @@
+//! Batch variational inference with scikit-learn's semantics
+//! (`BayesianGaussianMixture.fit`).
+//!
+//! The start gives responsibilities (k-means labels and the other initialisations of
+//! EM, or an E-step under a given model), and the posterior is updated from their
+//! statistics. Each iteration is then the variational E-step under the posterior (the
+//! EM kernel with the constants of `expectations`), the update from its statistics,
+//! and the lower bound; the loop stops when the bound changes by less than `tol`
+//! (a total over the points, as scikit-learn's), or after `max_iter` iterations. Of
+//! `n_init` runs the one with the highest final bound is kept.
+
+use nalgebra::DMatrix;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::posterior::Posterior;
+use super::prior::{PriorChoices, VariationalPrior, WeightPriorType};
+use crate::em::{EmSettings, Iteration, Start};
+use crate::error::{ModelError, Result};
+use crate::estep::EvalRequest;
+use crate::init::initial_stats;
+use crate::linalg::Points;
+use crate::stats::SufficientStats;
+
+#[derive(Clone, Debug)]
+pub struct VariationalSettings {
+    /// K, the start and the loop's settings, as for EM (`prior` and `init_trim`
+    /// unused). `Start::Model(M)` starts from the responsibilities of an E-step
+    /// under M.
+    pub em: EmSettings,
+    pub weight_prior: WeightPriorType,
+    pub priors: PriorChoices,
+}
+
+impl VariationalSettings {
+    /// scikit-learn's defaults for K components.
+    pub fn new(n_components: usize, weight_prior: WeightPriorType) -> Self {
+        Self {
+            em: EmSettings::new(n_components),
+            weight_prior,
+            priors: PriorChoices::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct VariationalReport {
+    pub posterior: Posterior,
+    pub prior: VariationalPrior,
+    pub converged: bool,
+    pub n_iter: usize,
+    /// The best run's final lower bound (a total over the points).
+    pub lower_bound: f64,
+    /// The best run's lower bound at every iteration.
+    pub history: Vec<f64>,
+}
+
+/// One iteration: the variational E-step under `posterior` and the update from its
+/// statistics; returns the new posterior and its lower bound.
+pub fn variational_step(
+    posterior: &Posterior,
+    x: Points<'_>,
+    prior: &VariationalPrior,
+    reg_covar: f64,
+) -> Result<(Posterior, f64)> {
+    let request = EvalRequest {
+        responsibilities: true,
+        ..EvalRequest::STATS
+    };
+    let eval = posterior.estep_kernel().evaluate(x, request)?;
+    let stats = eval.stats.as_ref().ok_or(ModelError::Empty)?;
+    let next = Posterior::update(stats, prior, reg_covar)?;
+    let bound = next.lower_bound(resp_log_resp(&eval.responsibilities));
+    Ok((next, bound))
+}
+
+/// `Σ r ln r` over every point and component (0 ln 0 = 0).
+pub(crate) fn resp_log_resp(resp: &DMatrix<f64>) -> f64 {
+    resp.iter()
+        .map(|&r| if r > 0.0 { r * r.ln() } else { 0.0 })
+        .sum()
+}
+
+/// Fits the variational posterior of a K-component mixture to `x`; `progress` sees
+/// every iteration (its `mean_log_likelihood` is the lower bound).
+pub fn fit_variational(
+    x: Points<'_>,
+    settings: &VariationalSettings,
+    progress: &mut dyn FnMut(&Iteration),
+) -> Result<VariationalReport> {
+    let em = &settings.em;
+    em.check(x)?;
+    let prior = VariationalPrior::resolve(
+        x,
+        em.n_components,
+        em.covariance_type,
+        settings.weight_prior,
+        &settings.priors,
+    )?;
+    let mut rng = ChaCha8Rng::seed_from_u64(em.seed);
+    let mut best: Option<VariationalReport> = None;
+    for init in 0..em.n_init {
+        let stats = start_stats(x, em, &mut rng)?;
+        let start = Posterior::update(&stats, &prior, em.reg_covar)?;
+        let run = run(start, x, &prior, em, init, progress)?;
+        if best
+            .as_ref()
+            .is_none_or(|b| run.lower_bound > b.lower_bound)
+        {
+            best = Some(run);
+        }
+    }
+    best.ok_or(ModelError::Empty)
+}
+
+/// The statistics of the initial responsibilities.
+fn start_stats(x: Points<'_>, em: &EmSettings, rng: &mut ChaCha8Rng) -> Result<SufficientStats> {
+    match &em.start {
+        Start::Model(m) => m
+            .evaluate(x, EvalRequest::STATS)?
+            .stats
+            .ok_or(ModelError::Empty),
+        Start::Init(method) => {
+            initial_stats(x, em.n_components, em.covariance_type, *method, rng, 0.0)
+        }
+    }
+}
+
+fn run(
+    mut posterior: Posterior,
+    x: Points<'_>,
+    prior: &VariationalPrior,
+    em: &EmSettings,
+    init: usize,
+    progress: &mut dyn FnMut(&Iteration),
+) -> Result<VariationalReport> {
+    let mut lower_bound = f64::NEG_INFINITY;
+    let mut history = Vec::new();
+    let mut converged = false;
+    for iteration in 1..=em.max_iter {
+        let (next, bound) = variational_step(&posterior, x, prior, em.reg_covar)?;
+        posterior = next;
+        let change = bound - lower_bound;
+        lower_bound = bound;
+        history.push(bound);
+        progress(&Iteration {
+            init,
+            iteration,
+            mean_log_likelihood: bound,
+            change,
+        });
+        if change.abs() < em.tol {
+            converged = true;
+            break;
+        }
+    }
+    Ok(VariationalReport {
+        posterior,
+        prior: prior.clone(),
+        converged,
+        n_iter: history.len(),
+        lower_bound,
+        history,
+    })
+}
