@@ -10,7 +10,7 @@ mod daemon_support;
 mod vb_stream;
 
 use daemon_support::{all_snapshots, file_config, json_logs, run_binary, write_f64le, Workdir};
-use vb_stream::{batch_fit, component_of_site, draw, mean_ll, phase_truth, used, PHASES};
+use vb_stream::{batch_fit, check_phase, draw, mean_ll, phase_truth, used, PHASES};
 
 const PHASE: usize = 30_000;
 
@@ -66,44 +66,7 @@ fn the_daemon_chooses_k_as_clusters_come_and_go() {
             .find(|f| f.points_seen == at)
             .unwrap_or_else(|| panic!("no snapshot at {at} points"));
         let model = file.mixture().expect("a valid model");
-        let truth = phase_truth(sites);
-        let live = used(&model, 0.02);
-        assert_eq!(
-            live.len(),
-            sites.len(),
-            "phase {p}: weights {:?}",
-            model.weights()
-        );
-        let held = draw(&truth, 20_000, 600 + p as u64);
-        let yardstick = batch_fit(&draw(&truth, 20_000, 700 + p as u64), sites.len());
-        let gap = mean_ll(&yardstick, &held) - mean_ll(&model, &held);
-        let owners: Vec<(usize, usize)> = sites
-            .iter()
-            .map(|&s| {
-                (
-                    s,
-                    component_of_site(&model, s, 0.02).expect("a live component"),
-                )
-            })
-            .collect();
-        println!(
-            "phase {p}: {} components above 2 %, gap {gap:.4} nats/point, owners {owners:?}",
-            live.len()
-        );
-        assert!(
-            gap < 0.05,
-            "phase {p}: {gap} nats/point below batch EM with the true K"
-        );
-        if let Some(prev) = &previous {
-            for (site, k) in &owners {
-                if let Some((_, before)) = prev.iter().find(|(s, _)| s == site) {
-                    assert_eq!(
-                        k, before,
-                        "phase {p}: site {site} moved from component {before} to {k}"
-                    );
-                }
-            }
-        }
+        let owners = check_phase(p, &model, 600 + 2 * p as u64, previous.as_deref());
         let effective = file
             .extensions
             .variational

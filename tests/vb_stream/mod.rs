@@ -83,3 +83,54 @@ pub fn component_of_site(model: &GaussianMixture, i: usize, share: f64) -> Optio
 /// The phases: sites drawn in each (2 → 5 → 3 clusters; 0 and 1 stay from the first
 /// to the second, 2 and 4 from the second to the third).
 pub const PHASES: [&[usize]; 3] = [&[0, 1], &[0, 1, 2, 4, 6], &[2, 4, 7]];
+
+/// Checks `model` at the end of phase `p` (seed offset `seed` for the draws): the
+/// phase's number of components above 2 %, within 0.05 nats/point of batch EM with
+/// the true K on held-out points, and every site of the previous phase still
+/// modelled keeping its component. Returns the (site, component) pairs.
+pub fn check_phase(
+    p: usize,
+    model: &GaussianMixture,
+    seed: u64,
+    previous: Option<&[(usize, usize)]>,
+) -> Vec<(usize, usize)> {
+    let sites = PHASES[p];
+    let truth = phase_truth(sites);
+    let live = used(model, 0.02);
+    assert_eq!(
+        live.len(),
+        sites.len(),
+        "phase {p}: components above 2 %: {live:?}, weights {:?}",
+        model.weights()
+    );
+    let held = draw(&truth, 20_000, seed);
+    let yardstick = batch_fit(&draw(&truth, 20_000, seed + 1), sites.len());
+    let gap = mean_ll(&yardstick, &held) - mean_ll(model, &held);
+    let owners: Vec<(usize, usize)> = sites
+        .iter()
+        .map(|&s| {
+            (
+                s,
+                component_of_site(model, s, 0.02).expect("a live component"),
+            )
+        })
+        .collect();
+    println!(
+        "phase {p}: {} components above 2 %, gap {gap:.4} nats/point, owners {owners:?}",
+        live.len()
+    );
+    assert!(
+        gap < 0.05,
+        "phase {p}: {gap} nats/point below batch EM with K = {}",
+        sites.len()
+    );
+    for (site, k) in &owners {
+        if let Some((_, before)) = previous.into_iter().flatten().find(|(s, _)| s == site) {
+            assert_eq!(
+                k, before,
+                "phase {p}: site {site} moved from component {before} to {k}"
+            );
+        }
+    }
+    owners
+}

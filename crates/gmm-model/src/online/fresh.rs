@@ -42,42 +42,52 @@ impl OnlineEm {
             return self.initialise_variational(x);
         }
         let fresh = self.fresh_fit(x)?;
-        let n = x.ncols() as u64;
-        let scored_version = fresh.n_iter;
         self.state.prior = fresh.prior;
-        self.state.stats = Some(fresh.stats);
-        self.state.points_seen = n;
-        self.state.model_version = scored_version + 1;
-        self.state.batches = 1;
-        self.model = Some(fresh.model);
-        Ok(BatchOutcome {
-            scored: Some(Scored {
-                model_version: scored_version,
-                evaluation: fresh.evaluation,
-            }),
-            updated: true,
-            ..BatchOutcome::default()
-        })
+        Ok(self.started(
+            fresh.stats,
+            fresh.model,
+            x.ncols(),
+            fresh.n_iter,
+            fresh.evaluation,
+        ))
     }
 
     fn initialise_variational(&mut self, x: Points<'_>) -> Result<BatchOutcome> {
         let fresh = self.fresh_variational(x)?;
-        let scored_version = fresh.n_iter;
-        self.state.stats = Some(fresh.stats);
         self.state.variational = Some(fresh.state);
-        self.state.points_seen = x.ncols() as u64;
-        self.state.model_version = scored_version + 1;
-        self.state.batches = 1;
         self.posterior = Some(fresh.posterior);
-        self.model = Some(fresh.model);
-        Ok(BatchOutcome {
+        Ok(self.started(
+            fresh.stats,
+            fresh.model,
+            x.ncols(),
+            fresh.n_iter,
+            fresh.evaluation,
+        ))
+    }
+
+    /// Starts streaming with a model fitted to the `n` warm-up points in `n_iter`
+    /// iterations; the outcome scores those points under the fit.
+    fn started(
+        &mut self,
+        stats: SufficientStats,
+        model: GaussianMixture,
+        n: usize,
+        n_iter: u64,
+        evaluation: Evaluation,
+    ) -> BatchOutcome {
+        self.state.stats = Some(stats);
+        self.state.points_seen = n as u64;
+        self.state.model_version = n_iter + 1;
+        self.state.batches = 1;
+        self.model = Some(model);
+        BatchOutcome {
             scored: Some(Scored {
-                model_version: scored_version,
-                evaluation: fresh.evaluation,
+                model_version: n_iter,
+                evaluation,
             }),
             updated: true,
             ..BatchOutcome::default()
-        })
+        }
     }
 
     /// k-means++ seeds, Lloyd and a few batch EM iterations on `x`; then the

@@ -448,13 +448,7 @@ impl OnlineEm {
         let step = forgotten.step;
         let reseeded = withered;
         // Commit only now: a failed step leaves the estimator as it was.
-        let scored_version = self.state.model_version;
-        self.state.stats = Some(stats);
-        self.state.drift = drift;
-        self.state.step = step;
-        self.state.batches += 1;
-        self.state.points_seen += n as u64;
-        self.state.model_version += 1;
+        let scored_version = self.commit_batch(stats, drift, step, n);
         self.state.reseeds += reseeded.len() as u64;
         self.model = Some(next);
         let rebuilt = self.collect_for_rebuild(x, change)?;
@@ -469,6 +463,25 @@ impl OnlineEm {
             rebuilt,
             structure: StructureChanges::default(),
         })
+    }
+
+    /// Records a batch of `n` points absorbed into `stats`, with the drift state and
+    /// step it left; returns the version of the model that scored it.
+    fn commit_batch(
+        &mut self,
+        stats: SufficientStats,
+        drift: DriftState,
+        step: f64,
+        n: usize,
+    ) -> u64 {
+        let scored_version = self.state.model_version;
+        self.state.stats = Some(stats);
+        self.state.drift = drift;
+        self.state.step = step;
+        self.state.batches += 1;
+        self.state.points_seen += n as u64;
+        self.state.model_version += 1;
+        scored_version
     }
 
     fn m_step(

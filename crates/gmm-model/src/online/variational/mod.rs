@@ -278,14 +278,8 @@ impl OnlineEm {
         state.births += changes.born.len() as u64;
         state.retirements += changes.retired.len() as u64;
         state.merges += changes.merged.len() as u64;
-        let scored_version = self.state.model_version;
-        self.state.stats = Some(current.stats);
+        let scored_version = self.commit_batch(current.stats, drift, forgotten.step, n);
         self.state.variational = Some(state);
-        self.state.drift = drift;
-        self.state.step = forgotten.step;
-        self.state.batches += 1;
-        self.state.points_seen += n as u64;
-        self.state.model_version += 1;
         self.posterior = Some(current.posterior);
         self.model = Some(next_model);
         Ok(BatchOutcome {
