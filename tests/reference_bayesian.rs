@@ -20,7 +20,7 @@ use gmm_model::{
 };
 use nalgebra::{DMatrix, DVector};
 use reference_support::{
-    case_files, covariances_from_json, f64s, means_from_rows, read_case, rows, square, variance,
+    case_files, covariances_from_json, f64s, means_from_rows, rows, square, variance, Case,
     Comparisons,
 };
 use serde_json::Value;
@@ -72,18 +72,10 @@ fn matches_scikit_learn_bayesian_gaussian_mixture() {
     let mut cmp = Comparisons::default();
     let mut n_fits = 0;
     for path in &files {
-        let case = read_case(path);
-        let name = case["name"].as_str().unwrap();
-        let d = case["n_features"].as_u64().unwrap() as usize;
-        let k = case["n_components"].as_u64().unwrap() as usize;
-        let shift = case["shift"].as_f64().unwrap();
-        cmp.group = if shift == 0.0 {
-            "near origin"
-        } else {
-            "shifted"
-        };
-        let x_flat = f64s(&case["X"]);
-        let x = points_from_rows(&x_flat, d).unwrap();
+        let c = Case::read(path);
+        let (case, name, d, k, shift) = (&c.json, c.name.as_str(), c.d, c.k, c.shift);
+        cmp.group = c.group();
+        let x = points_from_rows(&c.x, d).unwrap();
         let fits = case["fits"].as_array().unwrap();
         assert_eq!(fits.len(), 8, "{name}: covariance types x weight priors");
         for f in fits {

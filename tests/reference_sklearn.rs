@@ -14,7 +14,7 @@ mod reference_support;
 use gmm_model::{fit, points_from_rows, CovarianceType, EmSettings, GaussianMixture, Start};
 use nalgebra::DVector;
 use reference_support::{
-    case_files, covariances_from_json, f64s, means_from_rows, read_case, rms, rows, variance,
+    case_files, covariances_from_json, f64s, means_from_rows, rms, rows, variance, Case,
     Comparisons,
 };
 
@@ -30,23 +30,10 @@ fn matches_scikit_learn_on_every_reference_case() {
     let mut cmp = Comparisons::default();
     let mut n_fits = 0;
     for path in &files {
-        let case = read_case(path);
-        let name = case["name"].as_str().unwrap();
-        let d = case["n_features"].as_u64().unwrap() as usize;
-        let k = case["n_components"].as_u64().unwrap() as usize;
-        let shift = case["shift"].as_f64().unwrap();
-        cmp.group = if shift == 0.0 {
-            "near origin"
-        } else {
-            "shifted"
-        };
-        let x_flat = f64s(&case["X"]);
-        let x = points_from_rows(&x_flat, d).unwrap();
-        assert_eq!(
-            x.ncols(),
-            case["n_samples"].as_u64().unwrap() as usize,
-            "{name}"
-        );
+        let c = Case::read(path);
+        let (case, name, d, k, shift) = (&c.json, c.name.as_str(), c.d, c.k, c.shift);
+        cmp.group = c.group();
+        let x = points_from_rows(&c.x, d).unwrap();
         let held_flat = f64s(&case["held_out"]);
         let held = points_from_rows(&held_flat, d).unwrap();
         let fits = case["fits"].as_array().unwrap();

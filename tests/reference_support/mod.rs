@@ -38,9 +38,50 @@ pub fn case_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
-pub fn read_case(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap();
-    serde_json::from_str(&text).unwrap()
+/// One reference case: its JSON, and what every check needs from it.
+pub struct Case {
+    pub json: Value,
+    pub name: String,
+    pub d: usize,
+    pub k: usize,
+    /// 0, or the translation of the data far from the origin.
+    pub shift: f64,
+    /// `X`, row-major.
+    pub x: Vec<f64>,
+}
+
+impl Case {
+    pub fn read(path: &Path) -> Self {
+        let text = std::fs::read_to_string(path).unwrap();
+        let json: Value = serde_json::from_str(&text).unwrap();
+        let name = json["name"].as_str().unwrap().to_owned();
+        let d = json["n_features"].as_u64().unwrap() as usize;
+        let k = json["n_components"].as_u64().unwrap() as usize;
+        let shift = json["shift"].as_f64().unwrap();
+        let x = f64s(&json["X"]);
+        assert_eq!(
+            x.len(),
+            d * json["n_samples"].as_u64().unwrap() as usize,
+            "{name}"
+        );
+        Self {
+            json,
+            name,
+            d,
+            k,
+            shift,
+            x,
+        }
+    }
+
+    /// The comparison group: near the origin or shifted far from it.
+    pub fn group(&self) -> &'static str {
+        if self.shift == 0.0 {
+            "near origin"
+        } else {
+            "shifted"
+        }
+    }
 }
 
 pub fn f64s(v: &Value) -> Vec<f64> {
