@@ -194,6 +194,21 @@ pub struct BatchOutcome {
     pub structure: StructureChanges,
 }
 
+impl BatchOutcome {
+    /// An update of the model from points that `model_version` scored.
+    fn update(model_version: u64, evaluation: Evaluation, change_detected: bool) -> Self {
+        Self {
+            scored: Some(Scored {
+                model_version,
+                evaluation,
+            }),
+            updated: true,
+            change_detected,
+            ..Self::default()
+        }
+    }
+}
+
 pub struct OnlineEm {
     settings: OnlineSettings,
     state: OnlineState,
@@ -453,15 +468,9 @@ impl OnlineEm {
         self.model = Some(next);
         let rebuilt = self.collect_for_rebuild(x, change)?;
         Ok(BatchOutcome {
-            scored: Some(Scored {
-                model_version: scored_version,
-                evaluation,
-            }),
-            updated: true,
-            change_detected: change,
             reseeded,
             rebuilt,
-            structure: StructureChanges::default(),
+            ..BatchOutcome::update(scored_version, evaluation, change)
         })
     }
 

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::posterior::Posterior;
 use super::prior::{PriorChoices, VariationalPrior, WeightPriorType};
-use crate::em::{EmSettings, Iteration, Start};
+use crate::em::{iterate, EmSettings, Iteration, Start};
 use crate::error::{ModelError, Result};
 use crate::estep::EvalRequest;
 use crate::init::initial_stats;
@@ -127,39 +127,21 @@ fn start_stats(x: Points<'_>, em: &EmSettings, rng: &mut ChaCha8Rng) -> Result<S
 }
 
 fn run(
-    mut posterior: Posterior,
+    posterior: Posterior,
     x: Points<'_>,
     prior: &VariationalPrior,
     em: &EmSettings,
     init: usize,
     progress: &mut dyn FnMut(&Iteration),
 ) -> Result<VariationalReport> {
-    let mut lower_bound = f64::NEG_INFINITY;
-    let mut history = Vec::new();
-    let mut converged = false;
-    for iteration in 1..=em.max_iter {
-        let (next, bound) = variational_step(&posterior, x, prior, em.reg_covar)?;
-        posterior = next;
-        let change = bound - lower_bound;
-        lower_bound = bound;
-        history.push(bound);
-        progress(&Iteration {
-            init,
-            iteration,
-            mean_log_likelihood: bound,
-            change,
-        });
-        if change.abs() < em.tol {
-            converged = true;
-            break;
-        }
-    }
+    let step = |p: &Posterior| variational_step(p, x, prior, em.reg_covar);
+    let (posterior, run) = iterate(posterior, em, init, progress, step)?;
     Ok(VariationalReport {
         posterior,
         prior: prior.clone(),
-        converged,
-        n_iter: history.len(),
-        lower_bound,
-        history,
+        converged: run.converged,
+        n_iter: run.history.len(),
+        lower_bound: run.lower_bound,
+        history: run.history,
     })
 }

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-use super::{BatchOutcome, OnlineEm, Scored};
+use super::{BatchOutcome, OnlineEm};
 use crate::drift::BatchLevel;
 use crate::error::{finite_above, invalid, ModelError, Result};
 use crate::estep::EvalRequest;
@@ -283,14 +283,8 @@ impl OnlineEm {
         self.posterior = Some(current.posterior);
         self.model = Some(next_model);
         Ok(BatchOutcome {
-            scored: Some(Scored {
-                model_version: scored_version,
-                evaluation,
-            }),
-            updated: true,
-            change_detected: change,
             structure: changes,
-            ..BatchOutcome::default()
+            ..BatchOutcome::update(scored_version, evaluation, change)
         })
     }
 
