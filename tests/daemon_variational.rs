@@ -9,7 +9,10 @@
 mod daemon_support;
 mod vb_stream;
 
-use daemon_support::{all_snapshots, file_config, json_logs, run_binary, write_f64le, Workdir};
+use daemon_support::{
+    all_snapshots, file_config, json_logs, newest_points, newest_snapshot, parameter_bits,
+    run_binary, spawn_binary, wait_timeout, write_f64le, Workdir,
+};
 use vb_stream::{batch_fit, check_phase, draw, mean_ll, phase_truth, used, PHASES};
 
 const PHASE: usize = 30_000;
@@ -127,4 +130,74 @@ fn a_stationary_stream_ends_within_a_hundredth_of_a_nat_of_batch_em() {
             "{schedule}: {gap} nats/point from batch EM"
         );
     }
+}
+
+/// SIGTERM in the middle of the changing stream and a restart from the binary
+/// snapshot end with the same model and variational state, bit for bit, as an
+/// uninterrupted run.
+#[test]
+fn sigterm_and_restart_continue_bit_for_bit() {
+    let work = Workdir::new();
+    let input = work.path("points.f64");
+    let points: Vec<f64> = PHASES
+        .iter()
+        .enumerate()
+        .flat_map(|(p, sites)| draw(&phase_truth(sites), PHASE, 900 + p as u64))
+        .collect();
+    write_f64le(&input, &points);
+    let every = ["snapshot.every_points=2000", "snapshot.format=bin"];
+    let run_to_end = |name: &str| {
+        let snapshots = work.path(name);
+        let config = work.config_file(
+            &format!("{name}.toml"),
+            &file_config(&input, "f64le", &snapshots, ""),
+        );
+        (config, snapshots)
+    };
+    let (config, reference) = run_to_end("reference");
+    assert!(run_with(&config, &every).status.success());
+    let want = newest_snapshot(&reference);
+    let mut attempt = 0;
+    let (got, stopped_at) = loop {
+        attempt += 1;
+        let (config, snapshots) = run_to_end(&format!("stopped{attempt}"));
+        let sets = sets(&every);
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let mut child = spawn_binary(&config, &sets, &work.path(&format!("log{attempt}")));
+        while newest_points(&snapshots).is_none_or(|p| p < 40_000) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(term.success());
+        let status =
+            wait_timeout(&mut child, std::time::Duration::from_secs(60)).expect("it stops");
+        assert!(status.success(), "SIGTERM exits 0: {status}");
+        let stopped_at = newest_snapshot(&snapshots).points_seen;
+        if stopped_at < (3 * PHASE) as u64 || attempt == 3 {
+            assert!(run_with(&config, &every).status.success());
+            break (newest_snapshot(&snapshots), stopped_at);
+        }
+    };
+    println!("stopped after {stopped_at} points, then resumed");
+    assert!(
+        stopped_at < (3 * PHASE) as u64,
+        "the run ended before the signal"
+    );
+    assert_eq!(got.points_seen, want.points_seen);
+    assert!(
+        parameter_bits(&got) == parameter_bits(&want),
+        "the parameters differ"
+    );
+    assert!(
+        got.online_state() == want.online_state(),
+        "the estimator state differs"
+    );
+    let births = want
+        .online_state()
+        .and_then(|s| s.variational)
+        .map(|v| v.births);
+    assert!(births.is_some_and(|b| b > 0), "{births:?}");
 }
