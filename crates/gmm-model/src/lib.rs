@@ -1,7 +1,8 @@
 //! The numerical core: Gaussian mixtures, their sufficient statistics, batch EM and
 //! online EM, and variational Bayesian mixtures (batch, with scikit-learn's
-//! semantics, and online, choosing K on the stream). Pure computation: no I/O, no async, no clocks (time enters as an
-//! argument), so it can be read, tested and benchmarked on its own.
+//! semantics, and online, choosing K on the stream). Pure computation: no I/O, no
+//! async, no clocks (time enters as an argument), so it can be read, tested and
+//! benchmarked on its own.
 //!
 //! Conventions: points are the columns of a d×n matrix ([`Points`]); K is the
 //! number of components; responsibilities are K×n.
