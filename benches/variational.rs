@@ -1,6 +1,6 @@
 //! One variational iteration against one EM iteration, per point: the E-step (EM's
 //! kernel with its statistics; the variational one with other per-component constants
-//! and the responsibilities the lower bound needs) and the M-step (maximum likelihood
+//! and the `Σ r ln r` the lower bound needs) and the M-step (maximum likelihood
 //! against the posterior update), on one thread.
 //!
 //! Throughput is in points for the E-steps and whole iterations; the M-steps do not
@@ -52,7 +52,7 @@ fn iterations(c: &mut Criterion) {
         let kernel = posterior.estep_kernel();
         let shape = format!("{cov_type}_d{d}_k{k}");
         let vb_request = EvalRequest {
-            responsibilities: true,
+            resp_log_resp: true,
             ..EvalRequest::STATS
         };
         let mut bench = |name: &str, run: &mut (dyn FnMut() + Send)| {

@@ -5,8 +5,8 @@
 //! failure prints what reproduces it.
 
 use gmm_model::{
-    fit_variational, points_from_rows, CovarianceType, EmSettings, InitMethod, PriorChoices, Start,
-    VariationalSettings, WeightPriorType,
+    fit_variational, points_from_rows, CovarianceType, EmSettings, EvalRequest, InitMethod,
+    PriorChoices, Start, VariationalSettings, WeightPriorType,
 };
 use nalgebra::DVector;
 use proptest::prelude::*;
@@ -163,4 +163,43 @@ fn extra_components_do_not_change_the_fit() {
     let a = three.posterior.mixture().score(x).unwrap();
     let b = eight.posterior.mixture().score(x).unwrap();
     assert!((a - b).abs() < 0.01, "K = 3: {a}, K = 8: {b}");
+}
+
+/// The E-step's `Σ r ln r` (summed in the kernel, vectorised) is that of the
+/// responsibilities it returns, over several chunks and every covariance type.
+#[test]
+fn the_kernels_entropy_term_is_that_of_its_responsibilities() {
+    let (n, d) = (2_500, 3);
+    let flat = clustered(5, n, d, 4, 2.0);
+    let x = points_from_rows(&flat, d).unwrap();
+    for cov_type in CovarianceType::ALL {
+        let mut s = settings(6, cov_type, WeightPriorType::DirichletProcess, 0.1);
+        s.em.max_iter = 3;
+        s.em.tol = 0.0;
+        let report = fit_variational(x, &s, &mut |_| {}).expect("fit");
+        let request = EvalRequest {
+            resp_log_resp: true,
+            ..EvalRequest::RESPONSIBILITIES
+        };
+        let eval = report
+            .posterior
+            .estep_kernel()
+            .evaluate(x, request)
+            .expect("E-step");
+        let direct: f64 = eval
+            .responsibilities
+            .iter()
+            .map(|&r| if r > 0.0 { r * r.ln() } else { 0.0 })
+            .sum();
+        assert!(
+            direct < -1.0,
+            "{cov_type}: overlapping clusters share points"
+        );
+        let err = (eval.resp_log_resp - direct).abs() / direct.abs();
+        assert!(
+            err < 1e-12,
+            "{cov_type}: {} against {direct}",
+            eval.resp_log_resp
+        );
+    }
 }

@@ -9,7 +9,6 @@
 //! (a total over the points, as scikit-learn's), or after `max_iter` iterations. Of
 //! `n_init` runs the one with the highest final bound is kept.
 
-use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -64,21 +63,14 @@ pub fn variational_step(
     reg_covar: f64,
 ) -> Result<(Posterior, f64)> {
     let request = EvalRequest {
-        responsibilities: true,
+        resp_log_resp: true,
         ..EvalRequest::STATS
     };
     let eval = posterior.estep_kernel().evaluate(x, request)?;
     let stats = eval.stats.as_ref().ok_or(ModelError::Empty)?;
     let next = Posterior::update(stats, prior, reg_covar)?;
-    let bound = next.lower_bound(resp_log_resp(&eval.responsibilities));
+    let bound = next.lower_bound(eval.resp_log_resp);
     Ok((next, bound))
-}
-
-/// `Σ r ln r` over every point and component (0 ln 0 = 0).
-pub(crate) fn resp_log_resp(resp: &DMatrix<f64>) -> f64 {
-    resp.iter()
-        .map(|&r| if r > 0.0 { r * r.ln() } else { 0.0 })
-        .sum()
 }
 
 /// Fits the variational posterior of a K-component mixture to `x`; `progress` sees

@@ -17,7 +17,6 @@ mod posterior;
 mod prior;
 mod special;
 
-pub(crate) use fit::resp_log_resp;
 pub use fit::{fit_variational, variational_step, VariationalReport, VariationalSettings};
 pub use posterior::{Posterior, WeightConcentration};
 pub use prior::{CovariancePrior, PriorChoices, VariationalPrior, WeightPriorType};

@@ -14,7 +14,7 @@ use crate::error::{ModelError, Result};
 use crate::estep::EvalRequest;
 use crate::linalg::Points;
 use crate::stats::{Scatter, SufficientStats};
-use crate::variational::{resp_log_resp, Posterior, VariationalPrior};
+use crate::variational::{Posterior, VariationalPrior};
 
 /// What every candidate of one batch shares.
 pub(super) struct Context<'a> {
@@ -51,13 +51,13 @@ impl Configuration {
         kernel: &Posterior,
     ) -> Result<Self> {
         let request = EvalRequest {
-            responsibilities: true,
+            resp_log_resp: true,
             ..EvalRequest::STATS
         };
         let eval = live_kernel(kernel, &alive).evaluate(ctx.points, request)?;
         let mut batch = eval.stats.ok_or(ModelError::Empty)?;
         batch.scale(ctx.batch_scale);
-        let r_ln_r = resp_log_resp(&eval.responsibilities) * ctx.batch_scale;
+        let r_ln_r = eval.resp_log_resp * ctx.batch_scale;
         let mut stats = forgotten.clone();
         stats.merge(&batch)?;
         Self::settled(ctx, forgotten, stats, alive, r_ln_r)
