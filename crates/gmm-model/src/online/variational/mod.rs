@@ -242,14 +242,7 @@ impl OnlineEm {
         let kept: Points<'_> = kept_points.as_view();
         let n = x.ncols();
         let forgotten = self.forget(n, kept.ncols() as f64, elapsed_seconds, change, &mut drift)?;
-        let count_of = |total_batch: f64| {
-            let total = forgotten.stats.total_weight() + total_batch * forgotten.batch_scale;
-            match self.settings.schedule {
-                crate::schedule::Schedule::Decay { .. } => total,
-                crate::schedule::Schedule::Stepwise { .. } => forgotten.stepwise_count,
-            }
-        };
-        let count = count_of(kept.ncols() as f64);
+        let count = self.stats_count(&forgotten, kept.ncols() as f64);
         let ctx = batch::Context {
             prior: &vb.prior,
             reg_covar: self.settings.reg_covar,
@@ -258,19 +251,10 @@ impl OnlineEm {
             points: kept,
         };
         let before = forgotten.stats.weights().clone();
-        let mut current =
+        let current =
             Configuration::from_kernel(&ctx, forgotten.stats, vb.alive.clone(), posterior)?;
-        let mut changes = StructureChanges::default();
+        let (current, changes) = self.restructure(&ctx, current, &before, model, x, &evaluation)?;
         let mut state = vb.clone();
-        self.retire_fading(&ctx, &mut current, &before, &mut changes)?;
-        if let Some((born, slots)) = self.propose_birth(&ctx, &current, model, x, &evaluation)? {
-            changes.born = slots;
-            current = born;
-        }
-        if let Some((merged, pair)) = self.propose_merge(&ctx, &current)? {
-            changes.merged.push(pair);
-            current = merged;
-        }
         let next_model = live_mixture(&current.posterior, &current.alive)?;
         // Commit only now: a failed step leaves the estimator as it was.
         state.alive = current.alive.clone();
@@ -286,6 +270,41 @@ impl OnlineEm {
             structure: changes,
             ..BatchOutcome::update(scored_version, evaluation, change)
         })
+    }
+
+    /// How many points the statistics stand for once `absorbed` points of the batch
+    /// join the forgotten ones: their weight under decay, `n/γ` under stepwise.
+    fn stats_count(&self, forgotten: &super::Forgotten, absorbed: f64) -> f64 {
+        match self.settings.schedule {
+            crate::schedule::Schedule::Decay { .. } => {
+                forgotten.stats.total_weight() + absorbed * forgotten.batch_scale
+            }
+            crate::schedule::Schedule::Stepwise { .. } => forgotten.stepwise_count,
+        }
+    }
+
+    /// This batch's retirements, then births, then a merge, each judged by the
+    /// bound: the configuration they leave and what changed.
+    fn restructure(
+        &self,
+        ctx: &batch::Context<'_>,
+        mut current: Configuration,
+        before: &DVector<f64>,
+        model: &GaussianMixture,
+        x: Points<'_>,
+        evaluation: &crate::estep::Evaluation,
+    ) -> Result<(Configuration, StructureChanges)> {
+        let mut changes = StructureChanges::default();
+        self.retire_fading(ctx, &mut current, before, &mut changes)?;
+        if let Some((born, slots)) = self.propose_birth(ctx, &current, model, x, evaluation)? {
+            changes.born = slots;
+            current = born;
+        }
+        if let Some((merged, pair)) = self.propose_merge(ctx, &current)? {
+            changes.merged.push(pair);
+            current = merged;
+        }
+        Ok((current, changes))
     }
 
     /// Retires the live components whose share is below `retire_weight` and fell
