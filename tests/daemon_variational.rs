@@ -10,8 +10,8 @@ mod daemon_support;
 mod vb_stream;
 
 use daemon_support::{
-    all_snapshots, file_config, json_logs, newest_points, newest_snapshot, parameter_bits,
-    run_binary, spawn_binary, wait_timeout, write_f64le, Workdir,
+    all_snapshots, binary, file_config, json_logs, newest_points, newest_snapshot, parameter_bits,
+    run_binary, spawn_binary, store, wait_timeout, write_f64le, Workdir,
 };
 use vb_stream::{batch_fit, check_phase, draw, mean_ll, phase_truth, used, PHASES};
 
@@ -124,6 +124,28 @@ fn a_stationary_stream_ends_within_a_hundredth_of_a_nat_of_batch_em() {
             5,
             "{schedule}: {:?}",
             model.weights()
+        );
+        // `inspect` reports the effective and the live components of the snapshot.
+        let newest = store(&snapshots.join(schedule))
+            .snapshots()
+            .expect("the snapshot directory")
+            .last()
+            .cloned()
+            .expect("a snapshot");
+        let out = binary()
+            .args(["inspect", "--json"])
+            .arg(&newest)
+            .output()
+            .expect("inspect runs");
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(summary["effective_components"], 5, "{schedule}: {summary}");
+        assert!(
+            summary["variational"]["live_components"].as_u64() >= Some(5),
+            "{summary}"
+        );
+        assert_eq!(
+            summary["variational"]["settings"]["weight_prior"],
+            "dirichlet_distribution"
         );
         assert!(
             gap.abs() <= 0.01,
