@@ -8,6 +8,7 @@
 //! into points through [`Decoder`].
 
 pub mod decode;
+mod extensions;
 mod format;
 mod model_file;
 mod positions;
@@ -16,6 +17,7 @@ pub mod records;
 mod reject;
 
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
+pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
 pub use format::{Format, UnknownFormat};
 pub use model_file::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, FORMAT_NAME,
