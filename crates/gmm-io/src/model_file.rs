@@ -1,4 +1,4 @@
-//! The model file (CONTRACT "The model file"): JSON, or a checksummed binary form
+//! The model file (`docs/reference.md`, "The model file"): JSON, or a checksummed binary form
 //! with the same content.
 //!
 //! Binary layout: the 16-byte magic `GMM-STREAM-MODEL`, the format version (u32 LE),
@@ -27,7 +27,7 @@ const CHECKSUM_LEN: usize = 4;
 
 #[derive(Debug, Error)]
 pub enum FormatError {
-    #[error("not valid model JSON: {0}")]
+    #[error("not valid model JSON")]
     Json(#[from] serde_json::Error),
     #[error("not a gmm-stream model file (neither JSON nor the binary magic)")]
     NotAModel,
@@ -45,14 +45,17 @@ pub enum FormatError {
     Encode(String),
     #[error("the model file is inconsistent: {0}")]
     Inconsistent(String),
-    #[error("the model file holds an invalid mixture: {0}")]
+    #[error("the model file holds an invalid mixture")]
     Invalid(#[from] ModelError),
 }
 
 /// Which form a model file takes: JSON when the path ends in `.json`, else binary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// In settings (`snapshot.format`): `json` or `bin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Encoding {
     Json,
+    #[serde(rename = "bin")]
     Binary,
 }
 
@@ -61,6 +64,18 @@ impl Encoding {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("json") => Self::Json,
             _ => Self::Binary,
+        }
+    }
+
+    /// The form of a file's bytes, told by their start: the binary magic, or a
+    /// JSON object. None: neither, not a model file.
+    pub fn of_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(MAGIC) {
+            Some(Self::Binary)
+        } else if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            Some(Self::Json)
+        } else {
+            None
         }
     }
 }
@@ -259,12 +274,10 @@ impl ModelFile {
 
     /// Reads either form, recognised by its first bytes, and validates the mixture.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
-        let file = if bytes.starts_with(MAGIC) {
-            Self::from_binary(bytes)?
-        } else if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            serde_json::from_slice(bytes)?
-        } else {
-            return Err(FormatError::NotAModel);
+        let file = match Encoding::of_bytes(bytes) {
+            Some(Encoding::Binary) => Self::from_binary(bytes)?,
+            Some(Encoding::Json) => serde_json::from_slice(bytes)?,
+            None => return Err(FormatError::NotAModel),
         };
         file.mixture()?;
         Ok(file)
