@@ -26,7 +26,15 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("http", &["telemetry", "sink"]),
     (
         "daemon",
-        &["telemetry", "kafka", "source", "sink", "config", "plan", "http"],
+        &[
+            "telemetry",
+            "kafka",
+            "source",
+            "sink",
+            "config",
+            "plan",
+            "http",
+        ],
     ),
 ];
 
@@ -362,7 +370,12 @@ fn crates() -> Vec<(&'static str, PathBuf, Vec<String>)> {
     let binary: Vec<String> = vec!["main.rs".into(), "cli".into()];
     let library: Vec<String> = std::fs::read_dir(r.join("src"))
         .expect("src")
-        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| !binary.contains(name))
         .collect();
     vec![

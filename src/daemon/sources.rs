@@ -42,9 +42,14 @@ pub async fn start(
 ) -> Result<StartedSource, DaemonError> {
     let decode = decode_config(plan, restored);
     let started = match &plan.input {
-        Input::File(path) => {
-            start_file(Some(path), decode, plan.max_record_bytes, restored, tx, cancel)?
-        }
+        Input::File(path) => start_file(
+            Some(path),
+            decode,
+            plan.max_record_bytes,
+            restored,
+            tx,
+            cancel,
+        )?,
         Input::Stdin => start_file(None, decode, plan.max_record_bytes, restored, tx, cancel)?,
         Input::Generator { settings, dim } => {
             start_generator(settings, *dim, restored, tx, cancel)?
@@ -136,11 +141,8 @@ fn start_file(
             let _ = done_tx.send(source.run(tx, cancel).map_err(DaemonError::from));
         })
         .map_err(DaemonError::Spawn)?;
-    let handle = tokio::spawn(async move {
-        done_rx
-            .await
-            .unwrap_or(Err(DaemonError::SourceThreadLost))
-    });
+    let handle =
+        tokio::spawn(async move { done_rx.await.unwrap_or(Err(DaemonError::SourceThreadLost)) });
     Ok(StartedSource {
         positions: tracker,
         handle,

@@ -132,7 +132,11 @@ impl Plan {
     /// Validates `config` and resolves it.
     pub fn resolve(config: &Config) -> Result<Self, ConfigError> {
         config.validate()?;
-        let scores = target(config.scores.sink, &config.scores.path, &config.scores.topic);
+        let scores = target(
+            config.scores.sink,
+            &config.scores.path,
+            &config.scores.topic,
+        );
         let dead_letters = target(
             config.dead_letter.sink,
             &config.dead_letter.path,
@@ -157,7 +161,10 @@ impl Plan {
                 },
             },
             producer: kafka_output.then(|| kafka_client(config)),
-            required_topics: required_topics(config, [&scores, &dead_letters, &snapshots.published]),
+            required_topics: required_topics(
+                config,
+                [&scores, &dead_letters, &snapshots.published],
+            ),
             snapshots,
             scores,
             dead_letters,

@@ -11,7 +11,10 @@ fn the_defaults_run_the_generator_with_http_and_no_kafka() {
     let plan = resolve(&[]);
     assert!(matches!(plan.source.input, Input::Generator { dim: 2, .. }));
     assert_eq!(plan.source.decode.dim, None);
-    assert_eq!((plan.scores.clone(), plan.dead_letters.clone()), (Target::None, Target::None));
+    assert_eq!(
+        (plan.scores.clone(), plan.dead_letters.clone()),
+        (Target::None, Target::None)
+    );
     assert_eq!(plan.snapshots.published, Target::None);
     assert!(plan.producer.is_none() && plan.required_topics.is_empty());
     let http = plan.http.expect("listening");
@@ -36,7 +39,10 @@ fn kafka_outputs_need_the_producer_and_every_topic_is_required_once() {
     assert_eq!(plan.snapshots.published, Target::Kafka("models".into()));
     assert!(plan.producer.is_some());
     assert!(plan.http.is_none());
-    let Input::Kafka { topics, group_id, .. } = plan.source.input else {
+    let Input::Kafka {
+        topics, group_id, ..
+    } = plan.source.input
+    else {
         panic!("a Kafka source");
     };
     assert_eq!((topics.len(), group_id.as_str()), (2, "gmm-stream"));

@@ -159,7 +159,11 @@ mod tests {
         assert_eq!(mode(Access::Owner, "private"), 0o600);
         let plain = dir.path().join("created");
         File::create(&plain).expect("create");
-        let umasked = std::fs::metadata(&plain).expect("stat").permissions().mode() & 0o777;
+        let umasked = std::fs::metadata(&plain)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode(Access::Plain, "plain"), umasked);
     }
 }

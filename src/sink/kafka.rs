@@ -110,7 +110,11 @@ impl KafkaSink {
     }
 
     /// Queues one message of a sink (see [`KafkaSink::send`]).
-    pub fn send_message(&self, topic: &str, message: &KafkaMessage<'_>) -> Result<(), KafkaSinkError> {
+    pub fn send_message(
+        &self,
+        topic: &str,
+        message: &KafkaMessage<'_>,
+    ) -> Result<(), KafkaSinkError> {
         let headers = (!message.headers.is_empty()).then(|| {
             message
                 .headers

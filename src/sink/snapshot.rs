@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use gmm_io::{Encoding, FormatError, ModelFile};
 
 use super::atomic_file::{sync_dir, Access, AtomicFile, CommitError};
-use crate::telemetry::Chain;
 use super::{KafkaMessage, SinkError, SinkRecord};
+use crate::telemetry::Chain;
 
 const PREFIX: &str = "snapshot-";
 /// [`AtomicFile`]'s temporary names for snapshots: `.snapshot-…tmp`.
@@ -64,7 +64,11 @@ impl SnapshotStore {
     /// As [`SnapshotStore::new`], then removes the temporary files a crashed run
     /// left behind. Call once at start-up, before anything writes into the
     /// directory.
-    pub fn open(dir: impl Into<PathBuf>, keep: usize, encoding: Encoding) -> Result<Self, SinkError> {
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        keep: usize,
+        encoding: Encoding,
+    ) -> Result<Self, SinkError> {
         let store = Self::new(dir, keep, encoding);
         store.remove_stale_temp_files()?;
         Ok(store)

@@ -82,8 +82,7 @@ impl Counters {
     /// One EM update took `took`: kept as the latest, and counted in the latency
     /// histogram.
     pub fn em_step(&self, took: Duration) {
-        self.last_step_us
-            .store(took.as_micros() as u64, Relaxed);
+        self.last_step_us.store(took.as_micros() as u64, Relaxed);
         super::metrics::record_em_step(took);
     }
 

@@ -47,11 +47,7 @@ pub struct Metric {
     reading: Reading,
 }
 
-const fn total(
-    name: &'static str,
-    help: &'static str,
-    read: fn(&Counters) -> u64,
-) -> Metric {
+const fn total(name: &'static str, help: &'static str, read: fn(&Counters) -> u64) -> Metric {
     Metric {
         name,
         kind: Kind::Counter,
@@ -98,11 +94,9 @@ pub const FAILED_POINTS: Metric = total(
     "Points of batches the model could not absorb (numerical failures).",
     |c| c.failed_points.load(Relaxed),
 );
-pub const ANOMALIES: Metric = total(
-    "gmm_anomalies_total",
-    "Points flagged as anomalies.",
-    |c| c.anomalies.load(Relaxed),
-);
+pub const ANOMALIES: Metric = total("gmm_anomalies_total", "Points flagged as anomalies.", |c| {
+    c.anomalies.load(Relaxed)
+});
 pub const CHANGES_DETECTED: Metric = total(
     "gmm_changes_detected_total",
     "Abrupt changes detected.",

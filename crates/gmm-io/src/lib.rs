@@ -11,8 +11,8 @@
 pub mod decode;
 mod format;
 mod model_file;
-mod positions;
 mod points;
+mod positions;
 pub mod records;
 mod reject;
 
@@ -22,7 +22,7 @@ pub use model_file::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, FORMAT_NAME,
     FORMAT_VERSION,
 };
-pub use positions::{KafkaOffsets, Positions};
 pub use points::{read_all, Dataset, PointReader, ReadError, RecordDecoder};
+pub use positions::{KafkaOffsets, Positions};
 pub use records::{Framing, Location, Record, RecordReader, DEFAULT_MAX_RECORD_BYTES};
 pub use reject::{Reject, RejectReason};

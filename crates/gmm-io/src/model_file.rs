@@ -490,15 +490,23 @@ mod tests {
         let mut v: serde_json::Value =
             serde_json::from_slice(&good.to_json().expect("json")).expect("parse");
         v["weights"] = serde_json::json!([0.5, 0.7]);
+        // The reason is the error's cause: "invalid mixture: weights ... sum to".
+        let reason = |err: FormatError| {
+            let cause = std::error::Error::source(&err).map(|c| c.to_string());
+            format!("{err}: {}", cause.unwrap_or_default())
+        };
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("weights");
-        assert!(err.to_string().contains("sum to"), "{err}");
+        let err = reason(err);
+        assert!(err.contains("sum to"), "{err}");
         v["weights"] = serde_json::json!([0.5, 0.5]);
         v["covariances"] = serde_json::json!([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("indefinite");
-        assert!(err.to_string().contains("positive definite"), "{err}");
+        let err = reason(err);
+        assert!(err.contains("positive definite"), "{err}");
         v["covariances"] = serde_json::json!([1.0, 2.0]);
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("layout");
-        assert!(err.to_string().contains("tied layout"), "{err}");
+        let err = reason(err);
+        assert!(err.contains("tied layout"), "{err}");
         v["version"] = serde_json::json!(2);
         assert!(matches!(
             ModelFile::from_bytes(v.to_string().as_bytes()),
