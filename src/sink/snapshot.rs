@@ -154,7 +154,7 @@ impl SnapshotStore {
         let snapshots = match self.snapshots() {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!("cannot list old snapshots to prune: {e}");
+                tracing::warn!("cannot list old snapshots to prune: {}", Chain(&e));
                 return;
             }
         };
