@@ -1,9 +1,9 @@
 //! Agreement with scikit-learn's `GaussianMixture`, on the cases that
-//! `tests/reference/make_reference.py` writes into `tests/reference/data/` (see the
-//! README there to regenerate them).
+//! `tests/reference/make_reference.py` (at the workspace root) writes into
+//! `tests/reference/data/` (see the README there to regenerate them).
 //!
 //! Each case is a data set and, per covariance type, an EM run from a given start with
-//! `tol = 0` and a fixed number of iterations. We check, as the contract promises:
+//! `tol = 0` and a fixed number of iterations. We check, as `docs/reference.md` promises:
 //! the fitted weights, means and covariances to 1e-8 relative, the lower bound of every
 //! iteration to 1e-8 relative, and `score_samples` on held-out points to 1e-9 relative.
 //!
@@ -33,8 +33,9 @@ const PARAM_TOL: f64 = 1e-8;
 const LOWER_BOUND_TOL: f64 = 1e-8;
 const SCORE_TOL: f64 = 1e-9;
 
+/// The reference data live at the workspace root, beside the script that makes them.
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/data")
 }
 
 fn case_files() -> Vec<PathBuf> {
