@@ -310,4 +310,32 @@ mod tests {
             assert_eq!(counter, m.name.ends_with("_total"), "{}", m.name);
         }
     }
+
+    #[test]
+    fn a_scrape_describes_and_publishes_every_metric_of_the_table() {
+        // Installed first, as the HTTP server does: events before it go nowhere.
+        handle().expect("the recorder is ours");
+        let counters = Counters::new();
+        counters.points_absorbed.store(10, Relaxed);
+        counters.em_step(Duration::from_millis(3));
+        record_consumer_lag("points", 0, 42);
+        let page = render(&counters).expect("the recorder is ours");
+        for m in METRICS {
+            assert!(
+                page.contains(&format!("# HELP {} {}", m.name, m.help)),
+                "{} is not described:\n{page}",
+                m.name
+            );
+        }
+        assert!(page.contains("gmm_points_absorbed_total 10"), "{page}");
+        assert!(
+            page.contains("gmm_rejects_total{reason=\"too_large\"} 0"),
+            "{page}"
+        );
+        assert!(page.contains("gmm_em_step_seconds_bucket"), "{page}");
+        let lag = page
+            .lines()
+            .find(|l| l.starts_with("gmm_kafka_consumer_lag{") && l.contains("topic=\"points\""));
+        assert!(lag.is_some_and(|l| l.ends_with(" 42")), "{page}");
+    }
 }
