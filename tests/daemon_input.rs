@@ -341,19 +341,9 @@ fn a_bad_configuration_key_exits_2_naming_it() {
 
     let out = run_binary(&config, &["estimator.batch_size=many"]);
     assert_bad_usage(&out, &["batch_size"]);
-}
 
-#[test]
-fn settings_refused_inside_a_stage_exit_2_too() {
     // Refused by the decoder on the source's thread, not by the configuration's
     // checks: still bad usage, not a failure.
-    let work = Workdir::new();
-    let input = work.path("points.csv");
-    write_csv(&input, good_points(10).rows(0..10), 2);
-    let config = work.config_file(
-        "run.toml",
-        &file_config(&input, "csv", &work.snapshots(), ""),
-    );
     let out = run_binary(&config, &["source.fields=[\"x\", \"x\"]"]);
     assert_bad_usage(&out, &["\"x\" is listed twice"]);
     assert!(newest_points(&work.snapshots()).is_none());
