@@ -32,7 +32,7 @@ use crate::source::file::SourceError;
 use crate::source::kafka::KafkaSourceError;
 use batcher::Batcher;
 use estimator::{EstimatorStage, LiveModel, SnapshotPolicy};
-use gmm_model::ModelError;
+use gmm_model::{ModelError, StreamEstimator};
 use output::{DeadLetterTarget, OutputStage, ScoresTarget};
 use status::Counters;
 
@@ -140,14 +140,16 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     let batcher = tokio::spawn(batcher.run(src_rx, batch_tx, reject_tx));
 
     let estimator = EstimatorStage {
-        estimator: restored.estimator,
-        anomaly: restored.anomaly,
+        stream: StreamEstimator {
+            em: restored.estimator,
+            anomaly: restored.anomaly,
+            trim_anomalies: config.estimator.trim_anomalies,
+        },
         positions: source.positions.clone(),
         policy: SnapshotPolicy {
             every_points: config.snapshot.every_points,
             every_seconds: config.snapshot.every_seconds,
         },
-        trim_anomalies: config.estimator.trim_anomalies,
         scores: config.scores.sink != crate::config::SinkKind::None,
         counters: counters.clone(),
         live: live_tx,

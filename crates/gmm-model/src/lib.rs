@@ -34,6 +34,8 @@ pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions
 pub use linalg::{points_from_rows, Points};
 pub use mixture::GaussianMixture;
 pub use mstep::{m_step, Prior};
-pub use online::{BatchOutcome, OnlineEm, OnlineSettings, OnlineState, Scored};
+pub use online::{
+    Absorbed, BatchOutcome, OnlineEm, OnlineSettings, OnlineState, Scored, StreamEstimator,
+};
 pub use schedule::{decay_factor, stepwise_gamma, HalfLifeUnit, Schedule};
 pub use stats::{Scatter, SufficientStats};

@@ -13,10 +13,14 @@
 //! continues exactly where it stopped.
 //!
 //! [`fresh`] starts a model from buffered points (warm-up, rebuild after a change);
-//! [`reseed`] revives withered components.
+//! [`reseed`] revives withered components; [`stream`] pairs the estimator with the
+//! anomaly threshold of the points it absorbs.
 
 mod fresh;
 mod reseed;
+mod stream;
+
+pub use stream::{Absorbed, StreamEstimator};
 
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
