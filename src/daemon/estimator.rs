@@ -16,7 +16,7 @@ use super::output::{Output, ScoredBatch};
 use super::status::Counters;
 use super::DaemonError;
 use crate::source::chunk::{Ack, Origin, RecordMark};
-use gmm_io::{EstimatorInfo, ModelFile, Positions};
+use gmm_io::{ModelFile, Positions};
 use gmm_model::{points_from_rows, Absorbed, GaussianMixture, StreamEstimator};
 
 /// What the HTTP server reads: the current model and how to flag with it.
@@ -272,17 +272,8 @@ impl EstimatorStage {
     /// The model file of the current state (None during the warm-up); with the
     /// estimator's state for snapshots, without for readers of the parameters.
     fn model_file(&self, with_state: bool) -> Option<ModelFile> {
-        let model = self.stream.em.model()?;
-        let settings = self.stream.em.settings().clone();
-        let mut file = ModelFile::new(model, EstimatorInfo::Online(settings), now_rfc3339());
-        file.points_seen = self.stream.em.points_seen();
-        file.model_version = self.stream.em.model_version();
-        file.anomaly_threshold = self.stream.anomaly.threshold();
+        let mut file = ModelFile::of_stream(&self.stream, with_state, now_rfc3339())?;
         file.positions = Some(self.positions.clone());
-        if with_state {
-            file.anomaly_state = Some(self.stream.anomaly.clone());
-            file.state = Some(self.stream.em.state().clone());
-        }
         Some(file)
     }
 

@@ -14,6 +14,7 @@ mod positions;
 mod read_all;
 pub mod records;
 mod reject;
+mod stream_file;
 
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
 pub use format::{Format, UnknownFormat};

@@ -169,7 +169,7 @@ pub fn fit(
                 m_step(&stats, settings.reg_covar, settings.prior.as_ref(), None)?
             }
         };
-        let run = run_em(start, x, settings, init, progress)?;
+        let run = run_em(start, f64::NEG_INFINITY, x, settings, init, progress)?;
         if best
             .as_ref()
             .is_none_or(|b| run.lower_bound > b.lower_bound)
@@ -180,14 +180,40 @@ pub fn fit(
     best.ok_or(ModelError::Empty)
 }
 
+/// Continues EM from `model`, whose earlier fit ended at `lower_bound`
+/// (scikit-learn's `warm_start`): the first iteration's change is measured from it,
+/// so a model that had converged stops after one iteration. One run; `settings`
+/// give everything but the start and `n_init`.
+pub fn resume(
+    model: GaussianMixture,
+    lower_bound: f64,
+    x: Points<'_>,
+    settings: &EmSettings,
+    progress: &mut dyn FnMut(&Iteration),
+) -> Result<FitReport> {
+    let settings = EmSettings {
+        start: Start::Model(model),
+        n_init: 1,
+        ..settings.clone()
+    };
+    settings.check(x)?;
+    if let Some(p) = &settings.prior {
+        p.check(x.nrows())?;
+    }
+    let Start::Model(model) = &settings.start else {
+        return Err(ModelError::Empty);
+    };
+    run_em(model.clone(), lower_bound, x, &settings, 0, progress)
+}
+
 fn run_em(
     mut model: GaussianMixture,
+    mut lower_bound: f64,
     x: Points<'_>,
     settings: &EmSettings,
     init: usize,
     progress: &mut dyn FnMut(&Iteration),
 ) -> Result<FitReport> {
-    let mut lower_bound = f64::NEG_INFINITY;
     let mut history = Vec::new();
     let mut converged = false;
     for iteration in 1..=settings.max_iter {

@@ -27,7 +27,7 @@ mod stats;
 
 pub use covariance::{CovarianceType, Covariances};
 pub use drift::{BatchLevel, DriftSettings, DriftState};
-pub use em::{em_step, fit, EmSettings, FitReport, Iteration, Start};
+pub use em::{em_step, fit, resume, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
 pub use estep::{most_responsible, EvalRequest, Evaluation};
 pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions, KMeansResult};

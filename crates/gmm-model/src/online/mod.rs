@@ -79,6 +79,17 @@ impl OnlineSettings {
         }
     }
 
+    /// The `warmup_trim` that goes with anomaly trimming: the warm-up also leaves
+    /// out its least likely points, at least 1 % or the anomaly quantile when that
+    /// is larger; nothing without trimming.
+    pub fn warmup_trim_for(trim_anomalies: bool, anomaly_quantile: f64) -> f64 {
+        if trim_anomalies {
+            anomaly_quantile.max(0.01)
+        } else {
+            0.0
+        }
+    }
+
     pub fn check(&self) -> Result<()> {
         if self.n_components == 0 {
             return Err(invalid("components", "must be at least 1"));
