@@ -22,8 +22,11 @@ class MixtureMixin:
     back the same bits.
     """
 
-    def _core_mixture(self):
+    def _check_fitted(self):
         check_is_fitted(self)
+
+    def _core_mixture(self):
+        self._check_fitted()
         return _core.Mixture(
             self.covariance_type,
             np.asarray(self.weights_, dtype=np.float64),
@@ -40,7 +43,7 @@ class MixtureMixin:
         self.precisions_ = precisions(self.precisions_cholesky_, self.covariance_type)
 
     def _validate_points(self, X):
-        check_is_fitted(self)
+        self._check_fitted()
         return validate_data(self, X, reset=False, dtype=DTYPES)
 
     def score_samples(self, X):
@@ -99,7 +102,7 @@ class MixtureMixin:
         X : ndarray of shape (n_samples, n_features)
         y : ndarray of shape (n_samples,), the component of each sample
         """
-        check_is_fitted(self)
+        self._check_fitted()
         if n_samples < 1:
             raise ValueError(
                 "Invalid value for 'n_samples': %d . The sampling requires at "

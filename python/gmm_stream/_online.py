@@ -97,7 +97,7 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "schedule": [StrOptions({"decay", "stepwise"})],
-        "half_life": [Interval(Real, 0.0, None, closed="neither"), None],
+        "half_life": [Interval(Real, 0.0, None, closed="right"), None],
         "half_life_unit": [StrOptions({"points", "batches", "seconds"})],
         "stepwise_alpha": [Interval(Real, 0.5, 1.0, closed="right")],
         "stepwise_t0": [Interval(Real, 0.0, None, closed="left"), None],
@@ -270,7 +270,7 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "means_")
 
-    def _core_mixture(self):
+    def _check_fitted(self):
         if getattr(self, "_estimator", None) is not None and not hasattr(self, "means_"):
             check_is_fitted(
                 self,
@@ -280,7 +280,7 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
                     "buffered). Call partial_fit with more points, or fit."
                 ),
             )
-        return super()._core_mixture()
+        check_is_fitted(self)
 
     def predict_anomaly(self, X):
         """True for the samples whose log-density is below ``anomaly_threshold_``
@@ -295,7 +295,7 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
         """Writes a snapshot (model file with the estimator's state: JSON when
         ``path`` ends in ``.json``, else binary) that the daemon restores from and
         :func:`gmm_stream.load` continues exactly."""
-        check_is_fitted(self)
+        self._check_fitted()
         write_atomically(path, self._estimator.file_bytes(str(path), updated_at()))
 
     def to_sklearn(self):
