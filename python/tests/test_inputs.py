@@ -131,6 +131,7 @@ def test_bad_files_are_refused_with_the_reason(tmp_path, x):
         gmm_stream.from_sklearn(gm)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_the_interpreter_lock_is_released_while_fitting():
     """Another Python thread runs while a fit works in the core."""
     big, _ = mixture_sample(200_000, 16, 8, seed=1)
