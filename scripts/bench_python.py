@@ -6,7 +6,7 @@ OnlineGaussianMixture.partial_fit against `gmm-stream run`, on the same data.
                             [--stream-points 2000000]
 
 Needs the installed package (`pip install ./python`) and the release binary
-(`cargo build --release`).
+(`cargo build --release`; bench_run.py runs target/release/gmm-stream).
 
 1. Batch EM, d = 16, K = 16, N = 200 000 full covariances, from the same rough
    start (weights_init, means_init, precisions_init; scripts/bench_fit.py's
@@ -17,9 +17,10 @@ Needs the installed package (`pip install ./python`) and the release binary
    at 1 and 2 BLAS threads (threadpoolctl), with its own loop timed as in
    bench_fit.py. Both run the same algorithm: the lower bounds are compared.
 2. Streaming: the same f64le file of --stream-points points (d = 16, K = 16),
-   `gmm-stream run` on it (batch_size 4096, no scores, no HTTP, a snapshot at the
-   end only) against partial_fit of the same points in chunks of 100 000 with
-   the same settings, both as points per second of wall time (best of --repeats).
+   `gmm-stream run` on it as scripts/bench_run.py runs it (batch_size 4096, no
+   scores, no HTTP, a snapshot every quarter) against partial_fit of the same
+   points in chunks of 100 000 with the same settings, both as points per second
+   of wall time (best of --repeats).
 """
 
 import argparse
@@ -39,8 +40,10 @@ from sklearn.exceptions import ConvergenceWarning
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bench_fit_module():
-    spec = importlib.util.spec_from_file_location("bench_fit", ROOT / "scripts" / "bench_fit.py")
+def script(name):
+    """Another benchmark script of scripts/, as a module (its problem generators and
+    runners serve here too)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -82,61 +85,14 @@ def time_fit(problem_path, k, iters, repeats):
     print(json.dumps({"per_iter": per_iter, "lower_bounds": gm.lower_bounds_}))
 
 
-def stream_file(path, n, d, k):
-    rng = np.random.default_rng(7)
-    means = rng.uniform(-6, 6, size=(k, d))
-    factors = [np.linalg.cholesky(a @ a.T / d + 0.3 * np.eye(d)) for a in rng.normal(size=(k, d, d))]
-    labels = rng.choice(k, size=n, p=rng.dirichlet(np.full(k, 5.0)))
-    z = rng.normal(size=(n, d))
-    x = np.empty((n, d))
-    for j in range(k):
-        idx = labels == j
-        x[idx] = z[idx] @ factors[j].T + means[j]
-    x.astype("<f8").tofile(path)
-    return x
-
-
-def daemon_seconds(binary, data, d, k, workdir):
-    workdir.mkdir()
-    config = workdir / "bench.toml"
-    config.write_text(f"""
-[source]
-kind = "file"
-path = "{data}"
-format = "f64le"
-dim = {d}
-
-[model]
-components = {k}
-
-[estimator]
-batch_size = 4096
-batch_timeout_ms = 3600000
-
-[snapshot]
-dir = "{workdir / 'snapshots'}"
-every_points = 0
-every_seconds = 0.0
-
-[scores]
-sink = "none"
-
-[http]
-listen = ""
-""")
-    t0 = time.perf_counter()
-    subprocess.run([binary, "run", "--config", str(config)], check=True, capture_output=True)
-    return time.perf_counter() - t0
-
-
 def partial_fit_seconds(x, k):
     import gmm_stream
 
     est = gmm_stream.OnlineGaussianMixture(k, batch_size=4096, random_state=0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, len(x), 100_000):
         est.partial_fit(x[start:start + 100_000])
-    return time.perf_counter() - t0, est
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main():
@@ -147,14 +103,13 @@ def main():
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--stream-points", type=int, default=2_000_000)
-    p.add_argument("--binary", default=str(ROOT / "target" / "release" / "gmm-stream"))
     p.add_argument("--time-fit", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.time_fit:
         path, k, iters, repeats = args.time_fit
         return time_fit(path, int(k), int(iters), int(repeats))
 
-    bench = bench_fit_module()
+    bench = script("bench_fit")
     n, d, k = args.n, args.dim, args.components
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,15 +131,24 @@ def main():
         print(f"  speed-up over scikit-learn at its best thread count: {best_sk / best_ours:.1f}x "
               f"(lower bounds agree to {agree:.1e})")
 
+        run = script("bench_run")
         data = tmp / "stream.f64"
-        xs = stream_file(data, args.stream_points, d, k)
-        daemon = min(daemon_seconds(args.binary, data, d, k, tmp / f"d{i}") for i in range(args.repeats))
-        online = min(partial_fit_seconds(xs, k)[0] for _ in range(args.repeats))
         m = args.stream_points
+        run.generate(data, m, d, k)
+        xs = np.fromfile(data, dtype="<f8").reshape(m, d)
+        daemon_runs = [run.run_daemon(data, m, d, k, tmp) for _ in range(args.repeats)]
+        daemon = min(r["wall_seconds"] for r in daemon_runs)
+        daemon_cpu = min(r["cpu_seconds"] for r in daemon_runs)
+        online_runs = [partial_fit_seconds(xs, k) for _ in range(args.repeats)]
+        online = min(r[0] for r in online_runs)
+        online_cpu = min(r[1] for r in online_runs)
         print(f"streaming, {m} points d={d} K={k}, batches of 4096 (best of {args.repeats}):")
-        print(f"  gmm-stream run:                      {m / daemon:,.0f} points/s ({daemon:.2f} s)")
-        print(f"  OnlineGaussianMixture.partial_fit:   {m / online:,.0f} points/s ({online:.2f} s)")
-        print(f"  partial_fit / run: {daemon / online:.2f}")
+        print(f"  gmm-stream run:                    {m / daemon:,.0f} points/s "
+              f"({daemon:.2f} s wall, {daemon_cpu:.2f} s CPU)")
+        print(f"  OnlineGaussianMixture.partial_fit: {m / online:,.0f} points/s "
+              f"({online:.2f} s wall, {online_cpu:.2f} s CPU)")
+        print(f"  partial_fit / run: {daemon / online:.2f} by wall time, "
+              f"{daemon_cpu / online_cpu:.2f} per CPU-second")
     return 0
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
-from ._parameters import precision_cholesky, precisions
+from ._parameters import precisions
 from ._validation import DTYPES, seed_of
 
 
@@ -39,7 +39,7 @@ class MixtureMixin:
         self.weights_ = mixture.weights
         self.means_ = mixture.means
         self.covariances_ = mixture.covariances
-        self.precisions_cholesky_ = precision_cholesky(self.covariances_, self.covariance_type)
+        self.precisions_cholesky_ = mixture.precisions_cholesky
         self.precisions_ = precisions(self.precisions_cholesky_, self.covariance_type)
 
     def _validate_points(self, X):

@@ -2,7 +2,7 @@
 //! scikit-learn's layouts) and what it says about points.
 
 use gmm_io::{CovarianceValues, EstimatorInfo, ModelFile};
-use gmm_model::{EvalRequest, GaussianMixture};
+use gmm_model::{EvalRequest, GaussianMixture, PrecisionFactors};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyReadonlyArray1, PyReadonlyArrayDyn};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
@@ -174,6 +174,28 @@ impl Mixture {
                 let d = self.inner.n_features();
                 (vec![m.len(), d, d], m.concat().concat())
             }
+        };
+        flat.into_pyarray(py).reshape(shape)
+    }
+
+    /// scikit-learn's `precisions_cholesky_` (the transposed inverse Cholesky
+    /// factors the core scores with): full (K, d, d), diag (K, d), spherical (K,),
+    /// tied (d, d).
+    #[getter]
+    fn precisions_cholesky<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+        let (k, d) = (self.inner.n_components(), self.inner.n_features());
+        // A column-major L⁻¹ is its transpose row-major; d×K column-major is K×d
+        // row-major.
+        let (shape, flat): (Vec<usize>, Vec<f64>) = match self.inner.precision_factors() {
+            PrecisionFactors::Full(inv) => (
+                vec![k, d, d],
+                inv.iter()
+                    .flat_map(|m| m.as_slice().iter().copied())
+                    .collect(),
+            ),
+            PrecisionFactors::Tied(inv) => (vec![d, d], inv.as_slice().to_vec()),
+            PrecisionFactors::Diag(p) => (vec![k, d], p.as_slice().to_vec()),
+            PrecisionFactors::Spherical(p) => (vec![k], p.as_slice().to_vec()),
         };
         flat.into_pyarray(py).reshape(shape)
     }

@@ -25,7 +25,7 @@ mod scoring;
 mod simd;
 mod stats;
 
-pub use covariance::{CovarianceType, Covariances};
+pub use covariance::{CovarianceType, Covariances, Factors as PrecisionFactors};
 pub use drift::{BatchLevel, DriftSettings, DriftState};
 pub use em::{em_step, fit, resume, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
