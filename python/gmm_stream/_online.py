@@ -69,6 +69,14 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
     drift_detection : bool, default=True
     drift_threshold, drift_min_drop, drift_speedup, drift_recovery, drift_baseline_batches
         The change detector (``estimator.drift`` in the daemon's configuration).
+    inference : {'em', 'variational'}, default='em'
+        ``variational``: the decayed statistics feed a variational posterior with
+        up to ``n_components`` components; components the stream stops
+        supporting are retired and reborn where new clusters appear
+        (``estimator.inference``).
+    weight_concentration_prior_type, weight_concentration_prior, mean_precision_prior, retire_weight
+        Online variational inference's priors (``[estimator.variational]``;
+        ``weight_concentration_prior`` None is 1/K).
     random_state : int, RandomState instance or None, default=None
         The estimator's seed (``estimator.seed``).
 
@@ -114,6 +122,13 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
         "drift_speedup": [Interval(Real, 1.0, None, closed="left")],
         "drift_recovery": [Interval(Real, 0.0, None, closed="left")],
         "drift_baseline_batches": [Interval(Integral, 2, None, closed="left")],
+        "inference": [StrOptions({"em", "variational"})],
+        "weight_concentration_prior_type": [
+            StrOptions({"dirichlet_distribution", "dirichlet_process"})
+        ],
+        "weight_concentration_prior": [Interval(Real, 0.0, None, closed="neither"), None],
+        "mean_precision_prior": [Interval(Real, 0.0, None, closed="neither")],
+        "retire_weight": [Interval(Real, 0.0, 0.5, closed="left")],
         "random_state": ["random_state"],
     }
 
@@ -142,6 +157,11 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
         drift_speedup=8.0,
         drift_recovery=1.0,
         drift_baseline_batches=10,
+        inference="em",
+        weight_concentration_prior_type="dirichlet_distribution",
+        weight_concentration_prior=None,
+        mean_precision_prior=0.01,
+        retire_weight=0.005,
         random_state=None,
     ):
         self.n_components = n_components
@@ -166,6 +186,11 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
         self.drift_speedup = drift_speedup
         self.drift_recovery = drift_recovery
         self.drift_baseline_batches = drift_baseline_batches
+        self.inference = inference
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.retire_weight = retire_weight
         self.random_state = random_state
 
     def _core_params(self):
@@ -200,6 +225,13 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
             "drift_speedup": float(self.drift_speedup),
             "drift_recovery": float(self.drift_recovery),
             "drift_baseline_batches": self.drift_baseline_batches,
+            "inference": self.inference,
+            "weight_prior": self.weight_concentration_prior_type,
+            "weight_concentration_prior": None
+            if self.weight_concentration_prior is None
+            else float(self.weight_concentration_prior),
+            "mean_precision_prior": float(self.mean_precision_prior),
+            "retire_weight": float(self.retire_weight),
         }
 
     def fit(self, X, y=None):
@@ -312,6 +344,7 @@ class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
             if name in p and name not in ("random_state", "stepwise_t0", "half_life")
         }
         params["random_state"] = p["seed"]
+        params["weight_concentration_prior_type"] = p["weight_prior"]
         params["half_life"] = math.inf if p["half_life"] is None else p["half_life"]
         if p["schedule"] == "stepwise":
             params["stepwise_t0"] = p["stepwise_t0"]

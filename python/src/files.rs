@@ -97,16 +97,18 @@ impl LoadedFile {
     /// the points it summarises (`points_seen`, at most what the schedule remembers;
     /// the warm-up size when the file does not say).
     fn online_estimator(&self) -> PyResult<OnlineEstimator> {
-        let EstimatorInfo::Online(settings) = &self.file.estimator else {
+        // The settings and state whole again (variational inference keeps its part
+        // of them beside).
+        let Some(settings) = self.file.online_settings() else {
             return Err(PyValueError::new_err(
                 "the file does not hold an online model (its estimator is not `online`)",
             ));
         };
         let model = self.file.mixture().map_err(format_error)?;
-        let em = match &self.file.state {
-            Some(state) => OnlineEm::restore(settings.clone(), state.clone(), Some(model)),
+        let em = match self.file.online_state() {
+            Some(state) => OnlineEm::restore(settings.clone(), state, Some(model)),
             None => {
-                let count = pseudo_count(self.file.points_seen, settings);
+                let count = pseudo_count(self.file.points_seen, &settings);
                 OnlineEm::from_model(settings.clone(), model, count)
             }
         }

@@ -5,8 +5,8 @@
 use gmm_io::{Encoding, ModelFile};
 use gmm_model::anomaly::AnomalyThreshold;
 use gmm_model::{
-    points_from_rows, DriftSettings, HalfLifeUnit, OnlineEm, OnlineSettings, Schedule,
-    StreamEstimator,
+    points_from_rows, DriftSettings, HalfLifeUnit, Inference, OnlineEm, OnlineSettings,
+    OnlineVariational, Schedule, StreamEstimator,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -44,6 +44,11 @@ pub struct Params {
     drift_speedup: f64,
     drift_recovery: f64,
     drift_baseline_batches: u32,
+    inference: String,
+    weight_prior: String,
+    weight_concentration_prior: Option<f64>,
+    mean_precision_prior: f64,
+    retire_weight: f64,
 }
 
 impl Params {
@@ -86,6 +91,21 @@ impl Params {
                 self.trim_anomalies,
                 self.anomaly_quantile,
             ),
+            inference: match self.inference.as_str() {
+                "em" => Inference::Em,
+                "variational" => Inference::Variational,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "inference must be 'em' or 'variational', got {other:?}"
+                    )))
+                }
+            },
+            variational: OnlineVariational {
+                weight_prior: self.weight_prior.parse().map_err(model_error)?,
+                weight_concentration: self.weight_concentration_prior,
+                mean_precision: self.mean_precision_prior,
+                retire_weight: self.retire_weight,
+            },
         };
         settings.check().map_err(model_error)?;
         Ok(settings)
@@ -123,6 +143,11 @@ impl Params {
             drift_speedup: s.drift.speedup,
             drift_recovery: s.drift.recovery,
             drift_baseline_batches: s.drift.baseline_batches,
+            inference: s.inference.as_str().to_owned(),
+            weight_prior: s.variational.weight_prior.as_str().to_owned(),
+            weight_concentration_prior: s.variational.weight_concentration,
+            mean_precision_prior: s.variational.mean_precision,
+            retire_weight: s.variational.retire_weight,
         }
     }
 }
@@ -138,6 +163,11 @@ pub struct OnlineEstimator {
 struct Saved {
     settings: OnlineSettings,
     state: gmm_model::OnlineState,
+    /// What the settings' and the state's serialised forms leave to the model
+    /// file's `variational` extension.
+    inference: Inference,
+    variational: OnlineVariational,
+    variational_state: Option<gmm_model::VariationalState>,
     model: Option<ModelFile>,
     anomaly: AnomalyThreshold,
     trim_anomalies: bool,
@@ -269,8 +299,11 @@ impl OnlineEstimator {
 
     #[staticmethod]
     fn from_pickle(bytes: &[u8]) -> PyResult<Self> {
-        let saved: Saved = serde_json::from_slice(bytes)
+        let mut saved: Saved = serde_json::from_slice(bytes)
             .map_err(|e| PyValueError::new_err(format!("not a pickled estimator: {e}")))?;
+        saved.settings.inference = saved.inference;
+        saved.settings.variational = saved.variational.clone();
+        saved.state.variational = saved.variational_state.take();
         let model = match &saved.model {
             Some(file) => Some(file.mixture().map_err(format_error)?),
             None => None,
@@ -294,6 +327,9 @@ impl OnlineEstimator {
         let saved = Saved {
             settings: em.settings().clone(),
             state: em.state().clone(),
+            inference: em.settings().inference,
+            variational: em.settings().variational.clone(),
+            variational_state: em.state().variational.clone(),
             model: em
                 .model()
                 .map(|m| ModelFile::new(m, gmm_io::EstimatorInfo::Unspecified, String::new())),

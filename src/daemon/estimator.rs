@@ -17,7 +17,7 @@ use super::status::Counters;
 use super::DaemonError;
 use crate::source::chunk::{Ack, Origin, RecordMark};
 use gmm_io::{ModelFile, Positions};
-use gmm_model::{points_from_rows, Absorbed, GaussianMixture, StreamEstimator};
+use gmm_model::{points_from_rows, Absorbed, GaussianMixture, StreamEstimator, StructureChanges};
 
 /// What the HTTP server reads: the current model and how to flag with it.
 #[derive(Clone, Debug)]
@@ -173,6 +173,7 @@ impl EstimatorStage {
         self.counters
             .reseeds
             .fetch_add(outcome.reseeded.len() as u64, Relaxed);
+        self.count_structure(&outcome.structure);
         self.emit_scores(absorbed, &batch.marks, warmup)?;
         self.counters.batches.fetch_add(1, Relaxed);
         self.counters
@@ -278,6 +279,25 @@ impl EstimatorStage {
     }
 
     /// Hands the current model to the HTTP server.
+    /// Counts (and logs) the components variational inference gave birth to,
+    /// retired and merged in a batch.
+    fn count_structure(&self, changes: &StructureChanges) {
+        if *changes == StructureChanges::default() {
+            return;
+        }
+        tracing::info!(
+            born = ?changes.born,
+            retired = ?changes.retired,
+            merged = ?changes.merged,
+            "components changed"
+        );
+        let c = &self.counters;
+        c.births.fetch_add(changes.born.len() as u64, Relaxed);
+        c.retirements
+            .fetch_add(changes.retired.len() as u64, Relaxed);
+        c.merges.fetch_add(changes.merged.len() as u64, Relaxed);
+    }
+
     fn publish(&mut self) {
         let Some(file) = self.model_file(false) else {
             return;
@@ -286,6 +306,10 @@ impl EstimatorStage {
             return;
         };
         self.counters.model_ready.store(1, Relaxed);
+        let effective = self.stream.em.effective_components().unwrap_or(0);
+        self.counters
+            .effective_components
+            .store(effective as u64, Relaxed);
         let live = LiveModel {
             model: Arc::new(model.clone()),
             file: Arc::new(file),

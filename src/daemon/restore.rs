@@ -88,7 +88,7 @@ fn estimator_from(config: &Config, path: &Path, file: &ModelFile) -> Result<Onli
             model.n_features()
         )));
     }
-    let state = file.state.clone().ok_or_else(|| {
+    let state = file.online_state().ok_or_else(|| {
         incompatible("it holds no estimator state (it was not written by `run`)".into())
     })?;
     OnlineEm::restore(settings, state, Some(model)).map_err(|e| incompatible(e.to_string()))

@@ -8,6 +8,7 @@
 //! into points through [`Decoder`].
 
 pub mod decode;
+mod extensions;
 mod format;
 mod model_file;
 mod positions;
@@ -17,6 +18,7 @@ mod reject;
 mod stream_file;
 
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
+pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
 pub use format::{Format, UnknownFormat};
 pub use model_file::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, FORMAT_NAME,

@@ -27,7 +27,7 @@ impl ModelFile {
         file.anomaly_threshold = stream.anomaly.threshold();
         if with_state {
             file.anomaly_state = Some(stream.anomaly.clone());
-            file.state = Some(em.state().clone());
+            file.set_online_state(em.settings(), em.state().clone());
         }
         Some(file)
     }

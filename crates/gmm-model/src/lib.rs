@@ -1,6 +1,8 @@
 //! The numerical core: Gaussian mixtures, their sufficient statistics, batch EM and
-//! online EM. Pure computation: no I/O, no async, no clocks (time enters as an
-//! argument), so it can be read, tested and benchmarked on its own.
+//! online EM, and variational Bayesian mixtures (batch, with scikit-learn's
+//! semantics, and online, choosing K on the stream). Pure computation: no I/O, no
+//! async, no clocks (time enters as an argument), so it can be read, tested and
+//! benchmarked on its own.
 //!
 //! Conventions: points are the columns of a d×n matrix ([`Points`]); K is the
 //! number of components; responsibilities are K×n.
@@ -24,6 +26,7 @@ mod scoring;
 #[allow(unsafe_code)]
 mod simd;
 mod stats;
+mod variational;
 
 pub use covariance::{CovarianceType, Covariances, Factors as PrecisionFactors};
 pub use drift::{BatchLevel, DriftSettings, DriftState};
@@ -35,7 +38,12 @@ pub use linalg::{points_from_rows, Points};
 pub use mixture::GaussianMixture;
 pub use mstep::{m_step, Prior};
 pub use online::{
-    Absorbed, BatchOutcome, OnlineEm, OnlineSettings, OnlineState, Scored, StreamEstimator,
+    Absorbed, BatchOutcome, Inference, OnlineEm, OnlineSettings, OnlineState, OnlineVariational,
+    Scored, StreamEstimator, StructureChanges, VariationalState,
 };
 pub use schedule::{decay_factor, stepwise_gamma, HalfLifeUnit, Schedule};
 pub use stats::{Scatter, SufficientStats};
+pub use variational::{
+    fit_variational, variational_step, CovariancePrior, Posterior, PriorChoices, VariationalPrior,
+    VariationalReport, VariationalSettings, WeightConcentration, WeightPriorType,
+};
