@@ -2,6 +2,7 @@
 core of the ``gmm-stream`` daemon.
 
 - :class:`GaussianMixture`: exact batch EM, scikit-learn's estimator.
+- :class:`BayesianGaussianMixture`: variational Bayes, scikit-learn's estimator.
 - :class:`OnlineGaussianMixture`: online EM with ``partial_fit``, the daemon's
   streaming estimator (decay or stepwise schedules, warm-up, drift recovery,
   anomaly threshold).
@@ -14,12 +15,20 @@ import json
 import os
 
 from . import _core
+from ._bayesian_mixture import BayesianGaussianMixture
 from ._gaussian_mixture import GaussianMixture
 from ._online import OnlineGaussianMixture
 
 __version__ = _core.__version__
 
-__all__ = ["GaussianMixture", "OnlineGaussianMixture", "load", "from_sklearn", "__version__"]
+__all__ = [
+    "BayesianGaussianMixture",
+    "GaussianMixture",
+    "OnlineGaussianMixture",
+    "load",
+    "from_sklearn",
+    "__version__",
+]
 
 
 def load(path):
@@ -48,19 +57,26 @@ def load(path):
     except ValueError as e:
         raise ValueError(f"{os.fspath(path)}: {e}") from None
     meta = json.loads(loaded.metadata_json())
+    if loaded.kind == "bayesian":
+        return BayesianGaussianMixture._from_file(loaded, meta)
     if loaded.kind == "online":
         return OnlineGaussianMixture._from_file(loaded, meta)
     return GaussianMixture._from_file(loaded, meta)
 
 
 def from_sklearn(estimator):
-    """A fitted scikit-learn ``GaussianMixture`` as this package's
-    :class:`GaussianMixture`, with the same parameters and fitted attributes."""
+    """A fitted scikit-learn ``GaussianMixture`` or ``BayesianGaussianMixture`` as
+    this package's class of that name, with the same parameters and fitted
+    attributes."""
+    from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
     if isinstance(estimator, SkGaussianMixture):
         return GaussianMixture._from_sklearn(estimator)
+    if isinstance(estimator, SkBayesianGaussianMixture):
+        return BayesianGaussianMixture._from_sklearn(estimator)
     raise TypeError(
-        "from_sklearn takes a fitted sklearn.mixture.GaussianMixture, got "
+        "from_sklearn takes a fitted sklearn.mixture.GaussianMixture or "
+        "BayesianGaussianMixture, got "
         f"{type(estimator).__name__}"
     )

@@ -12,7 +12,7 @@ from sklearn.mixture import GaussianMixture as _SkGaussianMixture
 from sklearn.utils.validation import validate_data
 
 from . import _core
-from ._mixture import MixtureMixin, updated_at, write_atomically
+from ._mixture import CriteriaMixin, MixtureMixin, updated_at, write_atomically
 from ._parameters import covariances_from_precisions
 from ._validation import (
     DTYPES,
@@ -32,7 +32,7 @@ _INIT_NAMES = {
 }
 
 
-class GaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
+class GaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM, as scikit-learn's ``GaussianMixture``.
 
     The parameters, fitted attributes and methods are scikit-learn's. The same

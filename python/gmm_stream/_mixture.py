@@ -77,20 +77,6 @@ class MixtureMixin:
         X = self._validate_points(X)
         return self._core_mixture().predict_proba(X)
 
-    def bic(self, X):
-        """Bayesian information criterion on ``X`` (lower is better)."""
-        X = self._validate_points(X)
-        mixture = self._core_mixture()
-        total, n = mixture.log_likelihood(X)
-        return -2.0 * total + mixture.n_parameters * np.log(n)
-
-    def aic(self, X):
-        """Akaike information criterion on ``X`` (lower is better)."""
-        X = self._validate_points(X)
-        mixture = self._core_mixture()
-        total, _ = mixture.log_likelihood(X)
-        return -2.0 * total + 2.0 * mixture.n_parameters
-
     def sample(self, n_samples=1):
         """Draws samples from the fitted mixture.
 
@@ -127,6 +113,24 @@ class MixtureMixin:
         if hasattr(self, "feature_names_in_"):
             sk.feature_names_in_ = self.feature_names_in_
         return sk
+
+
+class CriteriaMixin:
+    """Information criteria of a fitted mixture density."""
+
+    def bic(self, X):
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        X = self._validate_points(X)
+        mixture = self._core_mixture()
+        total, n = mixture.log_likelihood(X)
+        return -2.0 * total + mixture.n_parameters * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on ``X`` (lower is better)."""
+        X = self._validate_points(X)
+        mixture = self._core_mixture()
+        total, _ = mixture.log_likelihood(X)
+        return -2.0 * total + 2.0 * mixture.n_parameters
 
 
 def updated_at():

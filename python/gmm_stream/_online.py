@@ -11,11 +11,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
-from ._mixture import MixtureMixin, updated_at, write_atomically
+from ._mixture import CriteriaMixin, MixtureMixin, updated_at, write_atomically
 from ._validation import DTYPES, seed_of, too_few_samples
 
 
-class OnlineGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
+class OnlineGaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture learnt from a stream by online EM, as ``gmm-stream run``
     learns it.
 

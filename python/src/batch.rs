@@ -32,7 +32,7 @@ pub struct EmParams {
 }
 
 impl EmParams {
-    fn settings(&self, seed: u64) -> PyResult<(EmSettings, InitMethod)> {
+    pub(crate) fn settings(&self, seed: u64) -> PyResult<(EmSettings, InitMethod)> {
         let covariance_type: CovarianceType = self.covariance_type.parse().map_err(model_error)?;
         let method: InitMethod = self.init_params.parse().map_err(model_error)?;
         let settings = EmSettings {
@@ -75,19 +75,7 @@ pub fn fit_em(
         let rows = view.all_rows();
         let points = points_from_rows(&rows, d).map_err(model_error)?;
         let mut failed: Option<PyErr> = None;
-        let mut callback = |it: &Iteration| {
-            let (Some(f), None) = (&progress, &failed) else {
-                return;
-            };
-            let called = Python::attach(|py| {
-                f.call1(
-                    py,
-                    (it.init, it.iteration, it.mean_log_likelihood, it.change),
-                )
-                .map(drop)
-            });
-            failed = called.err();
-        };
+        let mut callback = |it: &Iteration| progress_callback(&progress, &mut failed, it);
         let report = match (start, previous_lower_bound) {
             (Some(model), Some(bound)) => resume(model, bound, points, &settings, &mut callback),
             (Some(model), None) => {
@@ -108,6 +96,27 @@ pub fn fit_em(
         report.lower_bound,
         report.history,
     ))
+}
+
+/// Calls `progress(init, iteration, lower_bound, change)` from the core's loop
+/// (taking the interpreter lock for it); the first error stops the calls and is
+/// kept in `failed`.
+pub(crate) fn progress_callback(
+    progress: &Option<Py<PyAny>>,
+    failed: &mut Option<PyErr>,
+    it: &Iteration,
+) {
+    let (Some(f), None) = (progress, &failed) else {
+        return;
+    };
+    let called = Python::attach(|py| {
+        f.call1(
+            py,
+            (it.init, it.iteration, it.mean_log_likelihood, it.change),
+        )
+        .map(drop)
+    });
+    *failed = called.err();
 }
 
 /// The model an initialisation method starts EM from (the first run of `fit_em`

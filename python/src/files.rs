@@ -9,6 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::bayes::Posterior;
 use crate::errors::{anomaly_error, format_error, model_error};
 use crate::mixture::Mixture;
 use crate::stream::OnlineEstimator;
@@ -65,14 +66,23 @@ impl LoadedFile {
         Ok(Mixture::wrap(self.file.mixture().map_err(format_error)?))
     }
 
-    /// `batch`, `online`, or None when the file names no estimator.
+    /// `bayesian` (a variational fit), `batch`, `online`, or None when the file
+    /// names no estimator.
     #[getter]
     fn kind(&self) -> Option<&'static str> {
+        if self.file.extensions.bayesian.is_some() {
+            return Some("bayesian");
+        }
         match &self.file.estimator {
             EstimatorInfo::Batch(_) => Some("batch"),
             EstimatorInfo::Online(_) => Some("online"),
             EstimatorInfo::Unspecified => None,
         }
+    }
+
+    /// The posterior of a variational fit (None for other files).
+    fn posterior(&self) -> PyResult<Option<Posterior>> {
+        Posterior::of_file(&self.file)
     }
 
     /// Whether the file holds an online estimator's state (a daemon snapshot).

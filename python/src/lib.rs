@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 mod batch;
+mod bayes;
 mod errors;
 mod files;
 mod input;
@@ -17,6 +18,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mixture::Mixture>()?;
     m.add_class::<stream::OnlineEstimator>()?;
     m.add_class::<files::LoadedFile>()?;
+    m.add_class::<bayes::Posterior>()?;
+    m.add_function(wrap_pyfunction!(bayes::fit_bayesian, m)?)?;
     m.add_function(wrap_pyfunction!(batch::fit_em, m)?)?;
     m.add_function(wrap_pyfunction!(batch::initial_model, m)?)?;
     m.add_function(wrap_pyfunction!(files::read_model_file, m)?)?;

@@ -4,7 +4,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import gmm_stream
 
-ESTIMATORS = [gmm_stream.GaussianMixture(), gmm_stream.OnlineGaussianMixture()]
+ESTIMATORS = [
+    gmm_stream.GaussianMixture(),
+    gmm_stream.BayesianGaussianMixture(),
+    gmm_stream.OnlineGaussianMixture(),
+]
 
 
 def expected_failed_checks(estimator):
