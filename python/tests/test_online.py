@@ -132,3 +132,26 @@ def test_parameters_are_checked_when_fitting():
             gmm_stream.OnlineGaussianMixture(**bad).fit(x)
     with pytest.raises(ValueError, match="warmup_points"):
         gmm_stream.OnlineGaussianMixture(5, warmup_points=3).partial_fit(x)
+
+
+def test_online_variational_inference_chooses_the_components_and_continues_exactly(tmp_path):
+    """inference='variational' (the daemon's estimator.inference): with room for
+    eight components on a stream of three clusters, three carry the weight; a
+    snapshot and a pickle continue it exactly."""
+    x, _ = mixture_sample(40_000, 2, 3, seed=17, spread=8.0)
+    est = gmm_stream.OnlineGaussianMixture(
+        8, inference="variational", batch_size=500, random_state=1
+    )
+    est.partial_fit(x[:20_000])
+    path = tmp_path / "variational.bin"
+    est.save(path)
+    loaded = gmm_stream.load(path)
+    assert loaded.get_params()["inference"] == "variational"
+    loaded.set_params(batch_size=500)
+    copy = pickle.loads(pickle.dumps(est))
+    for e in (est, loaded, copy):
+        e.partial_fit(x[20_000:])
+    assert (est.weights_ > 0.05).sum() == 3
+    for other in (loaded, copy):
+        np.testing.assert_array_equal(other.weights_, est.weights_)
+        np.testing.assert_array_equal(other.means_, est.means_)
