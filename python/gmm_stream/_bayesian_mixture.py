@@ -2,22 +2,20 @@
 by gmm-stream's variational inference (the same as ``gmm-stream fit --bayesian``)."""
 
 import json
-import math
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture as _SkBayesianGaussianMixture
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
-from ._gaussian_mixture import _INIT_NAMES, _Progress, GaussianMixture
+from ._batch import BatchFitMixin
+from ._gaussian_mixture import _Progress, GaussianMixture
 from ._mixture import MixtureMixin, updated_at, write_atomically
 from ._validation import DTYPES, seed_of, too_few_samples
 
 
-class BayesianGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
+class BayesianGaussianMixture(BatchFitMixin, MixtureMixin, DensityMixin, BaseEstimator):
     """Variational Bayesian Gaussian mixture, as scikit-learn's
     ``BayesianGaussianMixture``.
 
@@ -116,32 +114,9 @@ class BayesianGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
         )
         if progress is not None:
             progress.finish(None)
-        if not converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. "
-                "Try different init parameters, or increase max_iter, "
-                "tol, or check for degenerate data.",
-                ConvergenceWarning,
-            )
+        self._record_fit(converged, n_iter, lower_bound, lower_bounds, seed, start is not None)
         self._set_posterior(posterior)
-        self.converged_ = converged
-        self.n_iter_ = n_iter
-        self.lower_bound_ = lower_bound
-        self.lower_bounds_ = list(lower_bounds)
-        self._fit_seed = seed
-        self._fit_init = "model" if start is not None else None
         return posterior.kernel.predict(X)
-
-    def _em_params(self, n_init):
-        return {
-            "n_components": self.n_components,
-            "covariance_type": self.covariance_type,
-            "max_iter": self.max_iter,
-            "tol": float(self.tol),
-            "reg_covar": float(self.reg_covar),
-            "n_init": n_init,
-            "init_params": self.init_params,
-        }
 
     def _prior_params(self, n_features):
         def flat(v):
@@ -205,38 +180,15 @@ class BayesianGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
         # Scores, responsibilities and predictions are the variational E-step's.
         return self._posterior().kernel
 
-    def sample(self, n_samples=1):
-        """Draws samples from the plug-in mixture (``weights_``, ``means_``,
-        ``covariances_``), as scikit-learn does."""
-        self._check_fitted()
-        if n_samples < 1:
-            raise ValueError(
-                "Invalid value for 'n_samples': %d . The sampling requires at "
-                "least one sample." % n_samples
-            )
-        return self._posterior().mixture.sample(int(n_samples), seed_of(self.random_state))
+    def _sampled_mixture(self):
+        # scikit-learn samples the plug-in mixture of weights_, means_, covariances_.
+        return self._posterior().mixture
 
     def save(self, path):
         """Writes the model file (with its ``bayesian`` object) that
         ``gmm-stream`` and :func:`gmm_stream.load` read."""
-        info = None
-        if hasattr(self, "converged_") and hasattr(self, "_fit_seed"):
-            info = json.dumps(
-                {
-                    "max_iter": self.max_iter,
-                    "tol": self.tol,
-                    "reg_covar": self.reg_covar,
-                    "n_init": self.n_init,
-                    "init": self._fit_init or _INIT_NAMES[self.init_params],
-                    "seed": self._fit_seed,
-                    "converged": bool(self.converged_),
-                    "n_iter": int(self.n_iter_),
-                    "lower_bound": float(self.lower_bound_)
-                    if math.isfinite(self.lower_bound_)
-                    else None,
-                }
-            )
-        write_atomically(path, self._posterior().file_bytes(str(path), updated_at(), info))
+        data = self._posterior().file_bytes(str(path), updated_at(), self._fit_info())
+        write_atomically(path, data)
 
     def to_sklearn(self):
         """The same fitted model as a ``sklearn.mixture.BayesianGaussianMixture``."""
@@ -262,29 +214,13 @@ class BayesianGaussianMixture(MixtureMixin, DensityMixin, BaseEstimator):
             degrees_of_freedom_prior=bayes["degrees_of_freedom_prior"],
             covariance_prior=bayes["covariance_prior"],
         )
-        if estimator.get("kind") == "batch":
-            params.update(
-                max_iter=estimator["max_iter"],
-                tol=estimator["tol"],
-                reg_covar=estimator["reg_covar"],
-                n_init=estimator["n_init"],
-                random_state=estimator["seed"],
-            )
-            names = {v: k for k, v in _INIT_NAMES.items()}
-            if estimator["init"] in names:
-                params["init_params"] = names[estimator["init"]]
+        params.update(cls._params_of_file(estimator))
         if isinstance(params["covariance_prior"], list):
             params["covariance_prior"] = np.array(params["covariance_prior"])
         est = cls(**params)
         est._set_posterior(loaded.posterior())
         est.n_features_in_ = meta["n_features"]
-        if estimator.get("kind") == "batch":
-            est.converged_ = estimator["converged"]
-            est.n_iter_ = estimator["n_iter"]
-            bound = estimator.get("lower_bound")
-            est.lower_bound_ = -math.inf if bound is None else bound
-            est._fit_seed = estimator["seed"]
-            est._fit_init = None if estimator["init"] in names else estimator["init"]
+        est._restore_fit(estimator)
         return est
 
     @classmethod

@@ -1,17 +1,15 @@
 """``GaussianMixture``: scikit-learn's estimator, fitted by gmm-stream's exact
 batch EM (the same as ``gmm-stream fit``)."""
 
-import json
 import math
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as _SkGaussianMixture
 from sklearn.utils.validation import validate_data
 
 from . import _core
+from ._batch import BatchFitMixin
 from ._mixture import CriteriaMixin, MixtureMixin, updated_at, write_atomically
 from ._parameters import covariances_from_precisions
 from ._validation import (
@@ -23,16 +21,7 @@ from ._validation import (
     too_few_samples,
 )
 
-#: scikit-learn's ``init_params`` and the names a model file records.
-_INIT_NAMES = {
-    "kmeans": "kmeans",
-    "k-means++": "kmeans++",
-    "random": "random",
-    "random_from_data": "random-from-data",
-}
-
-
-class GaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstimator):
+class GaussianMixture(BatchFitMixin, MixtureMixin, CriteriaMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM, as scikit-learn's ``GaussianMixture``.
 
     The parameters, fitted attributes and methods are scikit-learn's. The same
@@ -148,20 +137,9 @@ class GaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstimator):
         if progress is not None:
             progress.finish(result)
         mixture, converged, n_iter, lower_bound, lower_bounds = result
-        if not converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. "
-                "Try different init parameters, or increase max_iter, "
-                "tol, or check for degenerate data.",
-                ConvergenceWarning,
-            )
+        from_model = warm or any(v is not None for v in inits.values())
+        self._record_fit(converged, n_iter, lower_bound, lower_bounds, seed, from_model)
         self._set_mixture(mixture)
-        self.converged_ = converged
-        self.n_iter_ = n_iter
-        self.lower_bound_ = lower_bound
-        self.lower_bounds_ = list(lower_bounds)
-        self._fit_seed = seed
-        self._fit_init = "model" if warm or any(v is not None for v in inits.values()) else None
         return mixture.predict(X)
 
     def _checked_inits(self, n_features):
@@ -174,17 +152,6 @@ class GaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstimator):
             "precisions": None
             if self.precisions_init is None
             else check_precisions(self.precisions_init, self.covariance_type, k, n_features),
-        }
-
-    def _em_params(self, n_init):
-        return {
-            "n_components": self.n_components,
-            "covariance_type": self.covariance_type,
-            "max_iter": self.max_iter,
-            "tol": float(self.tol),
-            "reg_covar": float(self.reg_covar),
-            "n_init": n_init,
-            "init_params": self.init_params,
         }
 
     def _run(self, X, seed, n_init, start=None, previous_lower_bound=None, progress=None):
@@ -228,24 +195,7 @@ class GaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstimator):
         """Writes the model file (JSON when ``path`` ends in ``.json``, else the
         binary form) that ``gmm-stream score``, ``sample``, ``inspect``, ``plot``,
         ``fit --init-model`` and :func:`gmm_stream.load` read."""
-        info = None
-        if hasattr(self, "converged_") and hasattr(self, "_fit_seed"):
-            info = json.dumps(
-                {
-                    "max_iter": self.max_iter,
-                    "tol": self.tol,
-                    "reg_covar": self.reg_covar,
-                    "n_init": self.n_init,
-                    "init": self._fit_init or _INIT_NAMES[self.init_params],
-                    "seed": self._fit_seed,
-                    "converged": bool(self.converged_),
-                    "n_iter": int(self.n_iter_),
-                    "lower_bound": float(self.lower_bound_)
-                    if math.isfinite(self.lower_bound_)
-                    else None,
-                }
-            )
-        data = _core.batch_model_file(self._core_mixture(), str(path), updated_at(), info)
+        data = _core.batch_model_file(self._core_mixture(), str(path), updated_at(), self._fit_info())
         write_atomically(path, data)
 
     def to_sklearn(self):
@@ -266,29 +216,14 @@ class GaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstimator):
     def _from_file(cls, loaded, meta):
         """An estimator from a model file that is not an online one."""
         estimator = meta.get("estimator") or {}
-        params = {"n_components": meta["n_components"], "covariance_type": meta["covariance_type"]}
-        batch = estimator.get("kind") == "batch"
-        if batch:
-            params.update(
-                max_iter=estimator["max_iter"],
-                tol=estimator["tol"],
-                reg_covar=estimator["reg_covar"],
-                n_init=estimator["n_init"],
-                random_state=estimator["seed"],
-            )
-            names = {v: k for k, v in _INIT_NAMES.items()}
-            if estimator["init"] in names:
-                params["init_params"] = names[estimator["init"]]
-        est = cls(**params)
+        est = cls(
+            n_components=meta["n_components"],
+            covariance_type=meta["covariance_type"],
+            **cls._params_of_file(estimator),
+        )
         est._set_mixture(loaded.mixture())
         est.n_features_in_ = meta["n_features"]
-        if batch:
-            est.converged_ = estimator["converged"]
-            est.n_iter_ = estimator["n_iter"]
-            bound = estimator.get("lower_bound")
-            est.lower_bound_ = -math.inf if bound is None else bound
-            est._fit_seed = estimator["seed"]
-            est._fit_init = None if estimator["init"] in names else estimator["init"]
+        est._restore_fit(estimator)
         return est
 
     @classmethod

@@ -94,7 +94,11 @@ class MixtureMixin:
                 "Invalid value for 'n_samples': %d . The sampling requires at "
                 "least one sample." % n_samples
             )
-        return self._core_mixture().sample(int(n_samples), seed_of(self.random_state))
+        return self._sampled_mixture().sample(int(n_samples), seed_of(self.random_state))
+
+    def _sampled_mixture(self):
+        """The mixture ``sample`` draws from."""
+        return self._core_mixture()
 
     def _to_sklearn_mixture(self, **params):
         from sklearn.mixture import GaussianMixture as SkGaussianMixture

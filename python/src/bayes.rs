@@ -2,7 +2,7 @@
 //! batch fit, and `Posterior`, which scores as scikit-learn's does (the variational
 //! E-step: expected log-weights and precisions, not the plug-in density).
 
-use gmm_io::{BatchInfo, BayesianInfo, Encoding, EstimatorInfo, ModelFile};
+use gmm_io::{BayesianInfo, ModelFile};
 use gmm_model::{
     fit_variational, points_from_rows, CovariancePrior, CovarianceType, Iteration,
     Posterior as CorePosterior, PriorChoices, Start, VariationalPrior, VariationalSettings,
@@ -16,6 +16,7 @@ use pyo3::types::PyBytes;
 
 use crate::batch::{progress_callback, EmParams};
 use crate::errors::{format_error, model_error};
+use crate::files::{batch_estimator, encoded};
 use crate::input::{check_features, PyPoints};
 use crate::mixture::Mixture;
 
@@ -234,19 +235,9 @@ impl Posterior {
         updated_at: String,
         info: Option<&str>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let estimator = match info {
-            Some(json) => EstimatorInfo::Batch(
-                serde_json::from_str::<BatchInfo>(json)
-                    .map_err(|e| PyValueError::new_err(format!("invalid fit information: {e}")))?,
-            ),
-            None => EstimatorInfo::Unspecified,
-        };
-        let mut file = ModelFile::new(self.posterior.mixture(), estimator, updated_at);
+        let mut file = ModelFile::new(self.posterior.mixture(), batch_estimator(info)?, updated_at);
         file.extensions.bayesian = Some(BayesianInfo::new(&self.posterior, &self.prior));
-        let bytes = file
-            .encode(Encoding::for_path(std::path::Path::new(path)))
-            .map_err(format_error)?;
-        Ok(PyBytes::new(py, &bytes))
+        encoded(py, &file, path)
     }
 }
 

@@ -46,14 +46,27 @@ pub fn batch_model_file<'py>(
     updated_at: String,
     info: Option<&str>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let estimator = match info {
+    let file = ModelFile::new(&mixture.inner, batch_estimator(info)?, updated_at);
+    encoded(py, &file, path)
+}
+
+/// A batch fit's `estimator` object from its JSON (None: not recorded).
+pub(crate) fn batch_estimator(info: Option<&str>) -> PyResult<EstimatorInfo> {
+    Ok(match info {
         Some(json) => EstimatorInfo::Batch(
             serde_json::from_str::<BatchInfo>(json)
                 .map_err(|e| PyValueError::new_err(format!("invalid fit information: {e}")))?,
         ),
         None => EstimatorInfo::Unspecified,
-    };
-    let file = ModelFile::new(&mixture.inner, estimator, updated_at);
+    })
+}
+
+/// The file in the form `path` asks for: JSON for `.json`, else binary.
+pub(crate) fn encoded<'py>(
+    py: Python<'py>,
+    file: &ModelFile,
+    path: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
     let bytes = file
         .encode(Encoding::for_path(std::path::Path::new(path)))
         .map_err(format_error)?;

@@ -2,7 +2,7 @@
 //! threshold of its points, [`StreamEstimator`]) driven from Python, batch by batch
 //! as the daemon drives it.
 
-use gmm_io::{Encoding, ModelFile};
+use gmm_io::ModelFile;
 use gmm_model::anomaly::AnomalyThreshold;
 use gmm_model::{
     points_from_rows, DriftSettings, HalfLifeUnit, Inference, OnlineEm, OnlineSettings,
@@ -291,10 +291,7 @@ impl OnlineEstimator {
                 self.inner.em.settings().warmup_points
             ))
         })?;
-        let bytes = file
-            .encode(Encoding::for_path(std::path::Path::new(path)))
-            .map_err(format_error)?;
-        Ok(PyBytes::new(py, &bytes))
+        crate::files::encoded(py, &file, path)
     }
 
     #[staticmethod]

@@ -4,8 +4,6 @@ on exactly as the daemon would; `fit --seed` and GaussianMixture(random_state)
 make the same model; files saved from Python work in the CLI."""
 
 import json
-import pathlib
-import shutil
 
 import numpy as np
 import pytest
