@@ -11,6 +11,7 @@ mod cli {
     mod errors;
     mod fit;
     mod inspect;
+    mod minimal_model;
     mod plot;
     mod progress;
     mod sample;

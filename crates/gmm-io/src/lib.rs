@@ -16,6 +16,7 @@ mod points;
 mod positions;
 pub mod records;
 mod reject;
+mod stream_file;
 
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
 pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
