@@ -636,10 +636,21 @@ mod tests {
         let mut v = minimal_json();
         v["estimator"] = serde_json::json!({"kind": "magic"});
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("bad kind");
-        assert!(err.to_string().contains("magic"), "{err}");
+        assert!(chain(&err).contains("magic"), "{}", chain(&err));
         v["estimator"] = serde_json::json!({"kind": "batch", "max_iter": 3});
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("half a batch");
-        assert!(err.to_string().contains("missing field"), "{err}");
+        assert!(chain(&err).contains("missing field"), "{}", chain(&err));
+    }
+
+    /// The error and its causes, as the CLI prints them.
+    fn chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut cause = err.source();
+        while let Some(c) = cause {
+            text = format!("{text}: {c}");
+            cause = c.source();
+        }
+        text
     }
 
     /// A binary file written before `Unspecified` existed (the committed fixture)
