@@ -26,17 +26,29 @@ pub fn model_error(e: ModelError) -> PyErr {
             "Expected n_samples >= n_components but got n_components = {n_components}, \
              n_samples = {n_points}"
         )),
-        other => PyValueError::new_err(other.to_string()),
+        other => PyValueError::new_err(with_causes(&other)),
     }
 }
 
 pub fn format_error(e: FormatError) -> PyErr {
     match e {
         FormatError::Invalid(m) => model_error(m),
-        other => PyValueError::new_err(other.to_string()),
+        other => PyValueError::new_err(with_causes(&other)),
     }
 }
 
 pub fn anomaly_error(e: AnomalyError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    PyValueError::new_err(with_causes(&e))
+}
+
+/// The message and its causes on one line: errors of the core name their cause
+/// through `source()`, not in their own text.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
