@@ -75,6 +75,7 @@ impl InputArgs {
             format: self.format(),
             dim: self.dim.or(model_dim),
             fields: self.fields.clone(),
+            max_abs: None,
         }
     }
 

@@ -73,6 +73,8 @@ pub struct SourceConfig {
     pub dim: usize,
     /// Longest accepted record (line or message), in bytes.
     pub max_record_bytes: usize,
+    /// Points with a coordinate of larger magnitude are rejected (`out_of_range`).
+    pub max_abs_value: f64,
     pub generator: GeneratorConfig,
 }
 
@@ -85,6 +87,7 @@ impl Default for SourceConfig {
             fields: Vec::new(),
             dim: 0,
             max_record_bytes: 64 << 20,
+            max_abs_value: gmm_model::MAX_ABS_COORDINATE,
             generator: GeneratorConfig::default(),
         }
     }
@@ -321,6 +324,9 @@ pub struct HttpConfig {
     /// Bearer token required by /model and /score (empty: none). The environment
     /// variable GMM_STREAM_HTTP_TOKEN also sets it.
     pub token: String,
+    /// Listen on an address other hosts can reach without a token (otherwise a
+    /// start-up error).
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for HttpConfig {
@@ -329,6 +335,7 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:9464".into(),
             max_body_bytes: 8 << 20,
             token: String::new(),
+            allow_unauthenticated: false,
         }
     }
 }

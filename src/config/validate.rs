@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::{invalid, Config, ConfigError, SinkKind, SourceKind};
 use gmm_io::Format;
+use gmm_model::MAX_ABS_COORDINATE;
 
 impl Config {
     /// Checks every value; the first problem is reported with its key.
@@ -11,6 +12,7 @@ impl Config {
         self.validate_source()?;
         self.validate_estimator()?;
         self.validate_outputs()?;
+        self.validate_http()?;
         self.online_settings()
             .check()
             .map_err(|e| invalid("estimator", e.to_string()))
@@ -48,6 +50,12 @@ impl Config {
         }
         if s.max_record_bytes == 0 {
             return Err(invalid("source.max_record_bytes", "must be at least 1"));
+        }
+        if !(s.max_abs_value > 0.0 && s.max_abs_value <= MAX_ABS_COORDINATE) {
+            return Err(invalid(
+                "source.max_abs_value",
+                format!("must be a number in (0, {MAX_ABS_COORDINATE:e}]"),
+            ));
         }
         let g = &s.generator;
         if s.kind == SourceKind::Generator {
@@ -152,6 +160,55 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        if h.listen.is_empty() {
+            return Ok(());
+        }
+        let loopback = is_loopback(&h.listen).map_err(|reason| invalid("http.listen", reason))?;
+        if !loopback && h.token.is_empty() && !h.allow_unauthenticated {
+            return Err(invalid(
+                "http.listen",
+                format!(
+                    "{} can be reached from other hosts, but no token guards /model and \
+                     /score: set http.token (or GMM_STREAM_HTTP_TOKEN), listen on \
+                     127.0.0.1, or set http.allow_unauthenticated = true",
+                    h.listen
+                ),
+            ));
+        }
+        if h.max_body_bytes == 0 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a `host:port` listen address is a loopback one (`localhost` counts;
+/// any other host name does not); an error says why it is not `host:port`.
+fn is_loopback(listen: &str) -> Result<bool, String> {
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+        return Ok(addr.ip().is_loopback());
+    }
+    let example = "expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464";
+    let (host, port) = listen
+        .rsplit_once(':')
+        .ok_or_else(|| format!("\"{listen}\" is not an address: {example}"))?;
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "the port of \"{listen}\" is not a number from 0 to 65535: {example}"
+        ));
+    }
+    let name_like = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if host.is_empty() || !host.chars().all(name_like) {
+        return Err(format!(
+            "\"{host}\" is neither an IP address nor a host name: {example}"
+        ));
+    }
+    Ok(host.eq_ignore_ascii_case("localhost"))
 }
 
 fn sink_needs(

@@ -15,8 +15,8 @@ use super::batcher::{Batch, BatchMsg};
 use super::output::{Output, ScoredBatch};
 use super::status::Counters;
 use super::DaemonError;
-use crate::source::chunk::{Ack, Origin, RecordMark};
-use gmm_io::{EstimatorInfo, ModelFile, Positions};
+use crate::source::chunk::{Ack, Origin, RecordMark, Rejected};
+use gmm_io::{EstimatorInfo, ModelFile, Positions, Reject, RejectReason};
 use gmm_model::anomaly::AnomalyThreshold;
 use gmm_model::{points_from_rows, BatchOutcome, GaussianMixture, OnlineEm};
 
@@ -50,11 +50,13 @@ pub struct EstimatorStage {
     pub output: mpsc::Sender<Output>,
 }
 
-/// Records of points absorbed into the warm-up buffer, waiting for their scores.
+/// Records of points absorbed into the warm-up buffer, waiting for their scores
+/// (and the points, for the dead letters of any the first model cannot score).
 #[derive(Default)]
 struct WarmupOrigins {
     marks: VecDeque<RecordMark>,
     points: usize,
+    values: Vec<f64>,
 }
 
 impl EstimatorStage {
@@ -116,7 +118,7 @@ impl EstimatorStage {
                 BatchMsg::End { positions } => {
                     self.positions = positions;
                     let outcome = self.estimator.finish_warmup().map_err(DaemonError::Model)?;
-                    self.emit_scores(outcome, &[], &mut warmup)?;
+                    self.emit_scores(outcome, &[], &[], &mut warmup)?;
                     if self.estimator.model().is_none() && self.estimator.warmup_len() > 0 {
                         return Err(DaemonError::TooFewPoints {
                             points: self.estimator.warmup_len(),
@@ -177,7 +179,7 @@ impl EstimatorStage {
         self.counters
             .reseeds
             .fetch_add(outcome.reseeded.len() as u64, Relaxed);
-        self.emit_scores(outcome, &batch.marks, warmup)?;
+        self.emit_scores(outcome, &batch.marks, &batch.values, warmup)?;
         self.counters.batches.fetch_add(1, Relaxed);
         self.counters
             .points_absorbed
@@ -189,15 +191,17 @@ impl EstimatorStage {
         Ok(())
     }
 
-    /// Flags and forwards the points an update scored. While the warm-up lasts,
+    /// Flags and forwards the points an update scored; those the model could not
+    /// score finitely go to the dead letters instead. While the warm-up lasts,
     /// nothing is scored and the records' origins wait in `warmup`.
     fn emit_scores(
         &mut self,
         outcome: BatchOutcome,
         marks: &[RecordMark],
+        values: &[f64],
         warmup: &mut WarmupOrigins,
     ) -> Result<(), DaemonError> {
-        let Some(scored) = outcome.scored else {
+        let Some(mut scored) = outcome.scored else {
             let base = warmup.points;
             for m in marks {
                 warmup.marks.push_back(RecordMark {
@@ -206,6 +210,7 @@ impl EstimatorStage {
                 });
             }
             warmup.points = base + marks.last().map_or(0, |m| m.points_end);
+            warmup.values.extend_from_slice(values);
             return Ok(());
         };
         let mut all_marks: Vec<RecordMark> = warmup.marks.drain(..).collect();
@@ -214,6 +219,24 @@ impl EstimatorStage {
             points_end: base + m.points_end,
             origin: m.origin.clone(),
         }));
+        let mut all_values = std::mem::take(&mut warmup.values);
+        all_values.extend_from_slice(values);
+        let mut kafka = kafka_origins(&all_marks, scored.evaluation.log_density.len());
+        let unscorable = scored.evaluation.unscorable();
+        if !unscorable.is_empty() {
+            let n = scored.evaluation.log_density.len();
+            let rejected = unscorable_rejects(&unscorable, &all_marks, &all_values, n);
+            self.output
+                .blocking_send(Output::Rejects(rejected))
+                .map_err(|_| DaemonError::OutputGone)?;
+            let keep: Vec<usize> = (0..n)
+                .filter(|j| unscorable.binary_search(j).is_err())
+                .collect();
+            scored.evaluation = scored.evaluation.select(&keep);
+            if let Some(origins) = kafka.as_mut() {
+                *origins = keep.iter().map(|&j| origins[j].clone()).collect();
+            }
+        }
         let log_density = &scored.evaluation.log_density;
         let threshold = self.anomaly.threshold();
         let anomalies = log_density
@@ -228,7 +251,6 @@ impl EstimatorStage {
         if !self.scores {
             return Ok(());
         }
-        let kafka = kafka_origins(&all_marks, log_density.len());
         self.output
             .blocking_send(Output::Scores(Box::new(ScoredBatch {
                 scored,
@@ -318,6 +340,11 @@ fn kafka_origins(marks: &[RecordMark], points: usize) -> Option<Vec<Origin>> {
     {
         return None;
     }
+    Some(point_origins(marks, points))
+}
+
+/// Each point's record.
+fn point_origins(marks: &[RecordMark], points: usize) -> Vec<Origin> {
     let mut out = Vec::with_capacity(points);
     let mut start = 0;
     for m in marks {
@@ -326,7 +353,51 @@ fn kafka_origins(marks: &[RecordMark], points: usize) -> Option<Vec<Origin>> {
         }
         start = m.points_end;
     }
-    Some(out)
+    out
+}
+
+/// Dead letters for the points (indices into `values`, `n` points) that the model
+/// could not score finitely: the point itself as csv, its record's position.
+fn unscorable_rejects(
+    unscorable: &[usize],
+    marks: &[RecordMark],
+    values: &[f64],
+    n: usize,
+) -> Vec<Rejected> {
+    let d = values.len().checked_div(n).unwrap_or(0);
+    let origins = point_origins(marks, n);
+    unscorable
+        .iter()
+        .map(|&j| {
+            let point = values.get(j * d..(j + 1) * d).unwrap_or_default();
+            let payload = point
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let origin = origins.get(j).cloned().unwrap_or(Origin::Next(0));
+            let location = match &origin {
+                Origin::Kafka {
+                    topic,
+                    partition,
+                    offset,
+                } => format!("{topic}/{partition}@{offset}"),
+                Origin::Next(next) => format!("the record before position {next}"),
+            };
+            Rejected {
+                reject: Reject::new(
+                    RejectReason::Unscorable,
+                    "the model cannot score this point finitely (its log-density is \
+                     not a finite number): it is too far from every component",
+                ),
+                location,
+                start: None,
+                line: None,
+                payload: payload.into_bytes(),
+                origin,
+            }
+        })
+        .collect()
 }
 
 pub fn now_rfc3339() -> String {

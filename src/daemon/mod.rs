@@ -232,6 +232,8 @@ fn summarize(counters: &Counters) {
         rejected_missing_field = counters.rejects(R::MissingField),
         rejected_fields_needed = counters.rejects(R::FieldsNeeded),
         rejected_too_large = counters.rejects(R::TooLarge),
+        rejected_out_of_range = counters.rejects(R::OutOfRange),
+        rejected_unscorable = counters.rejects(R::Unscorable),
         "run ended"
     );
 }
@@ -265,6 +267,7 @@ async fn start_http(
         live,
         token: non_empty(&config.http.token).map(Arc::from),
         max_body_bytes: config.http.max_body_bytes,
+        max_abs_value: config.source.max_abs_value,
     };
     let app = crate::http::router(state);
     Ok(Some(tokio::spawn(crate::http::serve(

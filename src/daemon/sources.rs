@@ -60,6 +60,7 @@ fn decode_config(config: &Config, restored: &Restored) -> DecodeConfig {
         format: s.format,
         dim,
         fields: (!s.fields.is_empty()).then(|| s.fields.clone()),
+        max_abs: Some(s.max_abs_value),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Larger request bodies get 413.
     pub max_body_bytes: usize,
+    /// Points with a coordinate of larger magnitude get 400 (`source.max_abs_value`).
+    pub max_abs_value: f64,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -135,7 +137,8 @@ async fn score(State(state): State<AppState>, headers: HeaderMap, body: Body) ->
             "the model is still warming up",
         );
     };
-    let scored = tokio::task::spawn_blocking(move || score_body(&live, &body)).await;
+    let max_abs = state.max_abs_value;
+    let scored = tokio::task::spawn_blocking(move || score_body(&live, &body, max_abs)).await;
     match scored {
         Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Ok(Err(message)) => error(StatusCode::BAD_REQUEST, &message),
@@ -168,8 +171,8 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
 }
 
 /// Parses `[[x1, ..., xd], ...]`, checks it, and answers with one score record
-/// per point. Errors are messages for a 400.
-fn score_body(live: &LiveModel, body: &[u8]) -> Result<Vec<u8>, String> {
+/// per point. Errors are messages for a 400; points are numbered from 0.
+fn score_body(live: &LiveModel, body: &[u8], max_abs: f64) -> Result<Vec<u8>, String> {
     let points: Vec<Vec<f64>> = serde_json::from_slice(body).map_err(|e| {
         format!("the body must be a JSON array of points, each an array of numbers: {e}")
     })?;
@@ -185,6 +188,13 @@ fn score_body(live: &LiveModel, body: &[u8]) -> Result<Vec<u8>, String> {
         if let Some(j) = p.iter().position(|v| !v.is_finite()) {
             return Err(format!("point {i} has a non-finite coordinate {j}"));
         }
+        if let Some(j) = p.iter().position(|v| v.abs() > max_abs) {
+            return Err(format!(
+                "point {i} has coordinate {j} = {:e}, beyond the bound of ±{max_abs:e} \
+                 on coordinates",
+                p[j]
+            ));
+        }
         flat.extend_from_slice(p);
     }
     let x = points_from_rows(&flat, d).map_err(|e| e.to_string())?;
@@ -192,6 +202,12 @@ fn score_body(live: &LiveModel, body: &[u8]) -> Result<Vec<u8>, String> {
         .model
         .evaluate(x, EvalRequest::SCORES)
         .map_err(|e| e.to_string())?;
+    if let Some(&i) = evaluation.unscorable().first() {
+        return Err(format!(
+            "point {i} cannot be scored: its log-density under the model is not a \
+             finite number (it is too far from every component)"
+        ));
+    }
     let mut out = Vec::with_capacity(points.len() * 128 + 2);
     out.push(b'[');
     for j in 0..points.len() {
@@ -216,7 +232,7 @@ fn check_token(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_credentials)
         .unwrap_or("");
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         None
@@ -230,6 +246,14 @@ fn check_token(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+/// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 7235).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 /// Compares without stopping at the first difference, so the time taken does not
 /// tell how much of a guessed token was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -239,4 +263,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": message }).to_string() + "\n";
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credentials;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER  s3cret",
+            " beaReR s3cret ",
+        ] {
+            assert_eq!(bearer_credentials(value), Some("s3cret"), "{value}");
+        }
+        for value in ["Basic s3cret", "Bearers3cret", "s3cret", ""] {
+            assert_eq!(bearer_credentials(value), None, "{value}");
+        }
+    }
 }

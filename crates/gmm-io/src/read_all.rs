@@ -136,6 +136,7 @@ mod tests {
             format,
             dim,
             fields: None,
+            max_abs: None,
         }
     }
 

@@ -11,6 +11,13 @@ pub enum ModelError {
     #[error("{what} contains a non-finite value (NaN or infinity)")]
     NonFinite { what: String },
 
+    #[error(
+        "{what} holds {value:e}, beyond ±{max:e}, the largest coordinate the estimator \
+         accepts",
+        max = crate::far::MAX_ABS_COORDINATE
+    )]
+    OutOfRange { what: String, value: f64 },
+
     #[error("invalid weights: {0}")]
     InvalidWeights(String),
 
