@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use gmm_io::{
-    DecodeConfig, Decoder, Format, ReadError, Record, RecordReader, Reject, RejectReason,
+    DecodeConfig, Decoder, Format, Location, ReadError, Record, RecordReader, Reject, RejectReason,
 };
 
 use super::error::CliError;
@@ -39,8 +39,9 @@ pub struct InputArgs {
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub fields: Option<Vec<String>>,
 
-    /// Skip invalid points (wrong dimension, non-finite, unparseable) and report how
-    /// many, instead of stopping at the first with exit code 2
+    /// Skip invalid points (wrong dimension, non-finite, beyond ±1e100, unparseable,
+    /// or one the model cannot score) and report how many, instead of stopping at
+    /// the first with exit code 2
     #[arg(long)]
     pub skip_invalid: bool,
 }
@@ -136,6 +137,9 @@ pub struct PointReader {
     skipped: usize,
     points: usize,
     rejects: Vec<Reject>,
+    /// When tracked: the record of every point of the last [`PointReader::fill`],
+    /// and its index in the record when the record gave several.
+    origins: Option<Vec<(Location, Option<usize>)>>,
 }
 
 impl PointReader {
@@ -153,20 +157,53 @@ impl PointReader {
             skipped: 0,
             points: 0,
             rejects: Vec::new(),
+            origins: None,
         })
+    }
+
+    /// Remembers where each point of a fill came from (see [`PointReader::invalid`]).
+    pub fn track_origins(mut self) -> Self {
+        self.origins = Some(Vec::new());
+        self
+    }
+
+    /// The error for point `j` of the last fill, found invalid after reading (the
+    /// model cannot score it), named by its record as a decoder's reject would be.
+    pub fn invalid(&self, j: usize, reason: RejectReason, detail: &str) -> ReadError {
+        let (location, index) = self
+            .origins
+            .as_ref()
+            .and_then(|o| o.get(j).copied())
+            .unwrap_or((Location::Record(self.points as u64), None));
+        let mut reject = Reject::new(reason, detail);
+        reject.index = index;
+        ReadError::Invalid {
+            name: self.name.clone(),
+            location,
+            reject,
+        }
+    }
+
+    /// Counts points dropped after reading, with `--skip-invalid`.
+    pub fn skip(&mut self, n: usize) {
+        self.skipped += n;
     }
 
     /// Appends points (row-major) to `out` until it holds `max_points` more or the
     /// input ends. Returns the number appended; 0 means the input is exhausted.
     pub fn fill(&mut self, out: &mut Vec<f64>, max_points: usize) -> Result<usize, ReadError> {
         let mut added = 0;
+        if let Some(origins) = self.origins.as_mut() {
+            origins.clear();
+        }
         while added < max_points {
             let record = self.records.next_record().map_err(|error| ReadError::Io {
                 name: self.name.clone(),
                 error,
             })?;
             let Some(record) = record else { break };
-            added += absorb(
+            let location = record.location;
+            let got = absorb(
                 record,
                 &mut self.decoder,
                 out,
@@ -174,6 +211,10 @@ impl PointReader {
                 self.skip_invalid,
                 &self.name,
             )?;
+            if let Some(origins) = self.origins.as_mut() {
+                origins.extend((0..got).map(|i| (location, (got > 1).then_some(i))));
+            }
+            added += got;
             self.skipped += self.rejects.len();
             self.rejects.clear();
         }
@@ -197,6 +238,10 @@ impl PointReader {
     /// The dimension of the points (known once one was read).
     pub fn dim(&self) -> Option<usize> {
         self.decoder.dim()
+    }
+
+    pub fn skips_invalid(&self) -> bool {
+        self.skip_invalid
     }
 
     /// Invalid points skipped so far.

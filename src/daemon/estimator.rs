@@ -372,7 +372,7 @@ fn unscorable_rejects(
             let point = values.get(j * d..(j + 1) * d).unwrap_or_default();
             let payload = point
                 .iter()
-                .map(|v| v.to_string())
+                .map(|v| format!("{v:?}"))
                 .collect::<Vec<_>>()
                 .join(",");
             let origin = origins.get(j).cloned().unwrap_or(Origin::Next(0));

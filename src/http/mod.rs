@@ -267,7 +267,47 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_credentials;
+    use std::sync::Arc;
+
+    use nalgebra::{DMatrix, DVector};
+
+    use super::{bearer_credentials, score_body, LiveModel};
+    use gmm_io::{EstimatorInfo, ModelFile};
+    use gmm_model::{Covariances, GaussianMixture, OnlineSettings};
+
+    /// A model with a component of variance 1e-150: at 1e99 a point's squared
+    /// distance overflows f64 and its log-density is -inf.
+    fn narrow_model() -> LiveModel {
+        let model = GaussianMixture::new(
+            DVector::from_vec(vec![1.0]),
+            DMatrix::zeros(2, 1),
+            Covariances::Diag(DMatrix::from_element(2, 1, 1e-150)),
+        )
+        .expect("valid");
+        let file = ModelFile::new(
+            &model,
+            EstimatorInfo::Online(OnlineSettings::new(1)),
+            "2026-01-01T00:00:00Z".into(),
+        );
+        LiveModel {
+            model: Arc::new(model),
+            file: Arc::new(file),
+        }
+    }
+
+    #[test]
+    fn a_point_the_model_cannot_score_is_a_bad_request_naming_it() {
+        let live = narrow_model();
+        let ok = score_body(&live, b"[[0, 0], [1, 1]]", 1e100).expect("finite scores");
+        let records: serde_json::Value = serde_json::from_slice(&ok).expect("JSON");
+        for r in records.as_array().expect("an array") {
+            assert!(r["log_density"].as_f64().is_some_and(f64::is_finite), "{r}");
+        }
+        let err = score_body(&live, b"[[0, 0], [1e99, 1e99]]", 1e100).expect_err("-inf");
+        assert!(err.starts_with("point 1 cannot be scored"), "{err}");
+        let err = score_body(&live, b"[[0, 0], [0, 5]]", 1.0).expect_err("bound");
+        assert!(err.contains("point 1 has coordinate 1 = 5e0"), "{err}");
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {

@@ -1,0 +1,187 @@
+//! Hostile points through `gmm-stream run` (the real binary), from the reproductions
+//! of the issue "Hostile input and hostile clients": finite but huge values in the
+//! warm-up and after it, points the model cannot score, and a binary file read a
+//! few bytes off. None may cost a batch, a snapshot or the exit status.
+
+mod daemon_support;
+
+use std::path::Path;
+
+use daemon_support::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde_json::Value;
+
+/// Three clusters at x = 0, 6, 12 taken in turn (the issue's Python one-liner),
+/// as csv lines; `extreme(i)` replaces line i.
+fn three_clusters(n: usize, scale_y: f64, extreme: impl Fn(usize) -> Option<String>) -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let normal = Normal::new(0.0, 1.0).expect("a normal");
+    let mut text = String::new();
+    for i in 0..n {
+        let (a, b): (f64, f64) = (normal.sample(&mut rng), normal.sample(&mut rng));
+        let line =
+            extreme(i).unwrap_or_else(|| format!("{},{}", (i % 3) as f64 * 6.0 + a, b * scale_y));
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+/// What a run left behind.
+struct Run {
+    summary: Value,
+    dead: Vec<Value>,
+    scores: usize,
+    snapshot: gmm_io::ModelFile,
+}
+
+impl Run {
+    fn count(&self, field: &str) -> u64 {
+        self.summary["fields"][field].as_u64().unwrap_or(0)
+    }
+}
+
+/// Runs the binary on `input` (csv unless `format` says otherwise) to its end:
+/// exit 0, a final snapshot, dead letters and scores in files.
+fn run(work: &Workdir, name: &str, input: &Path, format: &str, sets: &[&str]) -> Run {
+    let snapshots = work.path(&format!("{name}-snapshots"));
+    let dead = work.path(&format!("{name}-dead.ndjson"));
+    let scores = work.path(&format!("{name}-scores.ndjson"));
+    let extra = format!(
+        "[dead_letter]\nsink = \"file\"\npath = {dead:?}\n\n[scores]\nsink = \"file\"\npath = {scores:?}\n"
+    );
+    let config = work.config_file(
+        &format!("{name}.toml"),
+        &file_config(input, format, &snapshots, &extra),
+    );
+    let output = run_binary(&config, sets);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{name}: {:?}\n{stderr}",
+        output.status
+    );
+    let summary = json_logs(&stderr)
+        .into_iter()
+        .rev()
+        .find(|l| l["fields"]["message"] == "run ended")
+        .expect("a final summary line");
+    let lines = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    Run {
+        summary,
+        dead: lines(&dead)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON dead letter"))
+            .collect(),
+        scores: lines(&scores).lines().count(),
+        snapshot: newest_snapshot(&snapshots),
+    }
+}
+
+fn sorted_means(file: &gmm_io::ModelFile) -> Vec<f64> {
+    let mut xs: Vec<f64> = file.means.iter().map(|m| m[0]).collect();
+    xs.sort_by(f64::total_cmp);
+    xs
+}
+
+#[test]
+fn two_points_of_1e308_in_the_warm_up_leave_the_model_as_without_them() {
+    let work = Workdir::new();
+    let huge = |i| (i == 100 || i == 200).then(|| "1e308,1e308".to_string());
+    let with = work.path("with.csv");
+    let text = three_clusters(20_000, 1.0, huge);
+    std::fs::write(&with, &text).expect("write");
+    let without = work.path("without.csv");
+    let clean: String = text
+        .lines()
+        .filter(|l| !l.starts_with("1e308"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&without, clean).expect("write");
+
+    let a = run(&work, "with", &with, "csv", &[]);
+    let b = run(&work, "without", &without, "csv", &[]);
+    assert_eq!(parameter_bits(&a.snapshot), parameter_bits(&b.snapshot));
+    assert_eq!(a.snapshot.points_seen, 19_998);
+    assert_eq!(b.snapshot.points_seen, 19_998);
+    let means = sorted_means(&a.snapshot);
+    for (k, x) in means.iter().enumerate() {
+        assert!(
+            (x - 6.0 * k as f64).abs() < 0.2,
+            "three clusters: {means:?}"
+        );
+    }
+    assert_eq!(a.count("rejected_out_of_range"), 2);
+    assert_eq!((a.count("failed_points"), a.scores), (0, 19_998));
+    assert_eq!(a.dead.len(), 2);
+    for letter in &a.dead {
+        assert_eq!(letter["reason"], "out_of_range");
+        assert_eq!(letter["payload"], "1e308,1e308");
+    }
+    assert_eq!(a.dead[0]["position"]["line"], 101);
+}
+
+#[test]
+fn a_point_of_1e20_every_500_costs_no_batch() {
+    let work = Workdir::new();
+    let input = work.path("spikes.csv");
+    let spike = |i| (i > 2_000 && i % 500 == 0).then(|| "1e20,1e20".to_string());
+    std::fs::write(&input, three_clusters(12_000, 1.0, spike)).expect("write");
+    let r = run(&work, "spikes", &input, "csv", &[]);
+    // Before: 9 000 of the 12 000 points were lost with their batches.
+    assert_eq!(r.count("failed_points"), 0);
+    assert_eq!(r.snapshot.points_seen, 12_000);
+    assert_eq!(r.scores, 12_000);
+    assert!(r.dead.is_empty(), "{:?}", r.dead);
+    let means = sorted_means(&r.snapshot);
+    for (k, x) in means.iter().enumerate() {
+        assert!(
+            (x - 6.0 * k as f64).abs() < 0.3,
+            "three clusters: {means:?}"
+        );
+    }
+}
+
+#[test]
+fn a_point_the_model_cannot_score_is_a_dead_letter_and_the_rest_is_absorbed() {
+    // Clusters flat to 1e-90 in y and reg_covar 1e-200: a point at y = 1e99 is
+    // 1e189 standard deviations away, a squared distance beyond f64.
+    let work = Workdir::new();
+    let input = work.path("flat.csv");
+    let odd = |i| (i == 3_000).then(|| "0,1e99".to_string());
+    std::fs::write(&input, three_clusters(6_000, 1e-90, odd)).expect("write");
+    let r = run(&work, "flat", &input, "csv", &["model.reg_covar=1e-200"]);
+    assert_eq!(r.count("failed_points"), 0);
+    assert_eq!(r.count("rejected_unscorable"), 1);
+    assert_eq!(r.snapshot.points_seen, 5_999);
+    assert_eq!(r.scores, 5_999);
+    assert_eq!(r.dead.len(), 1);
+    assert_eq!(r.dead[0]["reason"], "unscorable");
+    assert_eq!(r.dead[0]["payload"], "0.0,1e99");
+}
+
+#[test]
+fn an_f64le_file_read_three_bytes_off_costs_no_batch() {
+    let work = Workdir::new();
+    let input = work.path("shifted.f64");
+    let text = three_clusters(12_000, 1.0, |_| None);
+    let mut bytes = vec![0x5a, 0x13, 0x77];
+    for line in text.lines() {
+        for v in line.split(',') {
+            let v: f64 = v.parse().expect("a number");
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(&input, bytes).expect("write");
+    let r = run(&work, "shifted", &input, "f64le", &["source.dim=2"]);
+    assert_eq!(r.count("failed_points"), 0);
+    let rejected = r.count("rejected_out_of_range") + r.count("rejected_non_finite");
+    assert!(rejected > 0, "{}", r.summary);
+    assert_eq!(
+        r.snapshot.points_seen + rejected + r.count("rejected_unscorable"),
+        12_000
+    );
+}
