@@ -20,32 +20,53 @@ pub struct Restored {
     pub n_features: Option<usize>,
 }
 
+/// The newest snapshot that restores, newer ones that do not (any decoding or state
+/// error) skipped with a warning. One that does not fit the configuration is an
+/// error: skipping it would throw the model away.
 pub fn restore(config: &Config, store: &SnapshotStore) -> Result<Restored, DaemonError> {
-    let outcome = store.load_newest()?;
-    for skipped in &outcome.skipped {
-        tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "skipping an unreadable snapshot");
+    let skip = |path: &Path, reason: String| {
+        tracing::warn!(path = %path.display(), %reason, "skipping an unreadable snapshot");
+    };
+    for path in store.snapshots()?.into_iter().rev() {
+        let file = match SnapshotStore::read(&path) {
+            Ok(file) => file,
+            Err(reason) => {
+                skip(&path, reason);
+                continue;
+            }
+        };
+        check_fits(config, &path, &file)?;
+        match restore_from(config, &path, file) {
+            Ok(restored) => return Ok(restored),
+            Err(reason) => skip(&path, reason),
+        }
     }
-    let fresh_threshold = || {
-        AnomalyThreshold::new(config.scores.anomaly_quantile, config.scores.anomaly_window)
-            .map_err(|e| DaemonError::Stage(e.to_string()))
-    };
-    let Some((path, file)) = outcome.newest else {
-        tracing::info!(dir = %store.dir().display(), "no snapshot: starting with a warm-up");
-        return Ok(Restored {
-            estimator: OnlineEm::new(config.online_settings()).map_err(DaemonError::Model)?,
-            anomaly: fresh_threshold()?,
-            positions: None,
-            n_features: None,
-        });
-    };
-    let estimator = estimator_from(config, &path, &file)?;
+    tracing::info!(dir = %store.dir().display(), "no snapshot: starting with a warm-up");
+    Ok(Restored {
+        estimator: OnlineEm::new(config.online_settings()).map_err(DaemonError::Model)?,
+        anomaly: AnomalyThreshold::new(
+            config.scores.anomaly_quantile,
+            config.scores.anomaly_window,
+        )
+        .map_err(|e| DaemonError::Stage(e.to_string()))?,
+        positions: None,
+        n_features: None,
+    })
+}
+
+/// The estimator and threshold a snapshot holds; an error says why it is corrupt.
+fn restore_from(config: &Config, path: &Path, file: ModelFile) -> Result<Restored, String> {
+    let model = file.mixture().map_err(|e| e.to_string())?;
+    let state = file.state.clone().ok_or("it holds no estimator state")?;
+    let estimator = OnlineEm::restore(config.online_settings(), state, Some(model))
+        .map_err(|e| e.to_string())?;
     // A threshold saved with other settings starts afresh.
     let (anomaly, _) = AnomalyThreshold::resume(
         file.anomaly_state.clone(),
         config.scores.anomaly_quantile,
         config.scores.anomaly_window,
     )
-    .map_err(|e| DaemonError::Stage(e.to_string()))?;
+    .map_err(|e| e.to_string())?;
     tracing::info!(
         path = %path.display(),
         model_version = file.model_version,
@@ -60,7 +81,8 @@ pub fn restore(config: &Config, store: &SnapshotStore) -> Result<Restored, Daemo
     })
 }
 
-fn estimator_from(config: &Config, path: &Path, file: &ModelFile) -> Result<OnlineEm, DaemonError> {
+/// Whether a readable snapshot fits the configuration (else a start-up error).
+fn check_fits(config: &Config, path: &Path, file: &ModelFile) -> Result<(), DaemonError> {
     let incompatible = |reason: String| DaemonError::IncompatibleSnapshot {
         path: path.display().to_string(),
         reason,
@@ -88,8 +110,10 @@ fn estimator_from(config: &Config, path: &Path, file: &ModelFile) -> Result<Onli
             model.n_features()
         )));
     }
-    let state = file.state.clone().ok_or_else(|| {
-        incompatible("it holds no estimator state (it was not written by `run`)".into())
-    })?;
-    OnlineEm::restore(settings, state, Some(model)).map_err(|e| incompatible(e.to_string()))
+    if file.state.is_none() {
+        return Err(incompatible(
+            "it holds no estimator state (it was not written by `run`)".into(),
+        ));
+    }
+    Ok(())
 }

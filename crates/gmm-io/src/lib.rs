@@ -7,14 +7,17 @@
 //! with [`RecordReader`] or take Kafka message values, and all of them turn records
 //! into points through [`Decoder`].
 
+mod bounded;
 pub mod decode;
 mod format;
+mod json_checksum;
 mod model_file;
 mod positions;
 mod read_all;
 pub mod records;
 mod reject;
 
+pub use bounded::{read_model, ReadModelError, MAX_MODEL_BYTES};
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
 pub use format::{Format, UnknownFormat};
 pub use model_file::{

@@ -21,8 +21,8 @@ use crate::positions::Positions;
 
 pub const FORMAT_NAME: &str = "gmm-stream.model";
 pub const FORMAT_VERSION: u32 = 1;
-const MAGIC: &[u8; 16] = b"GMM-STREAM-MODEL";
-const HEADER_LEN: usize = MAGIC.len() + 4 + 8;
+pub(crate) const MAGIC: &[u8; 16] = b"GMM-STREAM-MODEL";
+pub(crate) const HEADER_LEN: usize = MAGIC.len() + 4 + 8;
 const CHECKSUM_LEN: usize = 4;
 
 #[derive(Debug, Error)]
@@ -39,6 +39,11 @@ pub enum FormatError {
     Truncated { expected: u64, got: u64 },
     #[error("the binary model is corrupted (checksum mismatch)")]
     Checksum,
+    #[error(
+        "the JSON model's content does not match its \"checksum\" (it was changed after \
+         it was written; to load an edited file on purpose, remove the checksum)"
+    )]
+    JsonChecksum,
     #[error("the binary model payload cannot be decoded: {0}")]
     Decode(String),
     #[error("the binary model cannot be encoded: {0}")]
@@ -257,12 +262,24 @@ impl ModelFile {
         }
     }
 
+    /// As [`ModelFile::encode`], with a checksum in JSON too (the binary form always
+    /// has one): what snapshots are written with, so that a damaged or edited one
+    /// is skipped rather than trusted.
+    pub fn encode_checked(&self, encoding: Encoding) -> Result<Vec<u8>, FormatError> {
+        match encoding {
+            Encoding::Json => crate::json_checksum::to_json_with_checksum(self),
+            Encoding::Binary => self.to_binary(),
+        }
+    }
+
     /// Reads either form, recognised by its first bytes, and validates the mixture.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         let file = if bytes.starts_with(MAGIC) {
             Self::from_binary(bytes)?
         } else if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            serde_json::from_slice(bytes)?
+            let file = serde_json::from_slice(bytes)?;
+            crate::json_checksum::verify(bytes, &file)?;
+            file
         } else {
             return Err(FormatError::NotAModel);
         };
@@ -281,7 +298,7 @@ impl ModelFile {
             return Err(FormatError::UnsupportedVersion(version));
         }
         let payload_len = u64::from_le_bytes(le_array(&header[20..28]));
-        let expected = (HEADER_LEN + CHECKSUM_LEN) as u64 + payload_len;
+        let expected = payload_len.saturating_add((HEADER_LEN + CHECKSUM_LEN) as u64);
         if got != expected {
             return Err(FormatError::Truncated { expected, got });
         }
@@ -291,7 +308,7 @@ impl ModelFile {
             return Err(FormatError::Checksum);
         }
         let (file, used): (Self, usize) =
-            bincode::decode_from_slice(&bytes[HEADER_LEN..body_end], bincode::config::standard())
+            crate::bounded::decode_bincode(&bytes[HEADER_LEN..body_end])
                 .map_err(|e| FormatError::Decode(e.to_string()))?;
         if used != body_end - HEADER_LEN {
             return Err(FormatError::Decode(
@@ -300,6 +317,14 @@ impl ModelFile {
         }
         Ok(file)
     }
+}
+
+/// The whole length a binary model's header declares (header, payload, checksum),
+/// or None when `bytes` does not start with a header.
+pub(crate) fn declared_length(bytes: &[u8]) -> Option<u64> {
+    let header = bytes.get(..HEADER_LEN).filter(|h| h.starts_with(MAGIC))?;
+    let payload = u64::from_le_bytes(le_array(&header[20..28]));
+    payload.checked_add((HEADER_LEN + CHECKSUM_LEN) as u64)
 }
 
 /// Copies a slice of known length into an array (lengths are checked by the caller).

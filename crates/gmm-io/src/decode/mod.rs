@@ -224,7 +224,7 @@ impl Decoder {
 fn validate(config: &DecodeConfig) -> Result<(), DecodeConfigError> {
     let format = config.format;
     if let Some(max_abs) = config.max_abs {
-        if !(max_abs > 0.0) {
+        if max_abs.is_nan() || max_abs <= 0.0 {
             return Err(DecodeConfigError::MaxAbs(max_abs));
         }
     }
