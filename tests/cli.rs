@@ -8,6 +8,7 @@ mod cli {
 
     mod errors;
     mod fit;
+    mod hostile;
     mod inspect;
     mod plot;
     mod progress;
