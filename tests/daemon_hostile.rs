@@ -31,6 +31,7 @@ fn three_clusters(n: usize, scale_y: f64, extreme: impl Fn(usize) -> Option<Stri
 
 /// What a run left behind.
 struct Run {
+    stderr: String,
     summary: Value,
     dead: Vec<Value>,
     scores: usize,
@@ -70,13 +71,20 @@ fn run(work: &Workdir, name: &str, input: &Path, format: &str, sets: &[&str]) ->
         .expect("a final summary line");
     let lines = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
     Run {
+        stderr: stderr.to_string(),
         summary,
         dead: lines(&dead)
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON dead letter"))
             .collect(),
         scores: lines(&scores).lines().count(),
-        snapshot: newest_snapshot(&snapshots),
+        // The newest that loads: a test may have left a crafted one in place.
+        snapshot: store(&snapshots)
+            .load_newest()
+            .expect("list snapshots")
+            .newest
+            .expect("a snapshot")
+            .1,
     }
 }
 
@@ -184,4 +192,72 @@ fn an_f64le_file_read_three_bytes_off_costs_no_batch() {
         r.snapshot.points_seen + rejected + r.count("rejected_unscorable"),
         12_000
     );
+}
+
+#[test]
+fn an_edited_json_snapshot_and_a_crafted_binary_one_are_skipped() {
+    let work = Workdir::new();
+    let input = work.path("points.csv");
+    std::fs::write(&input, three_clusters(12_000, 1.0, |_| None)).expect("write");
+    let every = ["snapshot.every_points=2000", "snapshot.keep=100"];
+    let want = run(&work, "want", &input, "csv", &every);
+
+    let got = run(&work, "got", &input, "csv", &every);
+    let dir = work.path("got-snapshots");
+    let mut snapshots: Vec<_> = std::fs::read_dir(&dir)
+        .expect("snapshots")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    snapshots.sort();
+    assert!(snapshots.len() >= 4, "{snapshots:?}");
+    // Back to the middle of the run: the later snapshots are gone...
+    for later in &snapshots[3..] {
+        std::fs::remove_file(later).expect("remove");
+    }
+    // ...the newest left has its resume offset moved back by hand (which would
+    // absorb points twice if trusted)...
+    let edited = &snapshots[2];
+    let text = std::fs::read_to_string(edited).expect("read");
+    let offset = file_offset(&gmm_stream::sink::SnapshotStore::read(edited).expect("loads"));
+    let moved = text.replace(
+        &format!("\"offset\": {offset}"),
+        &format!("\"offset\": {}", offset / 2),
+    );
+    assert_ne!(moved, text, "the offset is in the file");
+    std::fs::write(edited, moved).expect("edit");
+    // ...and a newer binary one declares a terabyte inside a valid checksum.
+    let mut payload = vec![0xFD];
+    payload.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    payload.extend_from_slice(b"gmm-stream.model");
+    let mut crafted = b"GMM-STREAM-MODEL".to_vec();
+    crafted.extend_from_slice(&1u32.to_le_bytes());
+    crafted.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    crafted.extend_from_slice(&payload);
+    let crc = crc32fast::hash(&crafted);
+    crafted.extend_from_slice(&crc.to_le_bytes());
+    let name = format!("snapshot-{:020}-{:020}.bin", 99_999_999u64, 99_999_999u64);
+    std::fs::write(dir.join(name), crafted).expect("crafted");
+
+    let again = run(&work, "got", &input, "csv", &every);
+    assert_eq!(
+        again
+            .stderr
+            .matches("skipping an unreadable snapshot")
+            .count(),
+        2,
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("does not match its \\\"checksum\\\""),
+        "{}",
+        again.stderr
+    );
+    // Restored from the snapshot before: every point absorbed exactly once.
+    assert_eq!(again.snapshot.points_seen, want.snapshot.points_seen);
+    assert_eq!(
+        parameter_bits(&again.snapshot),
+        parameter_bits(&want.snapshot)
+    );
+    assert_eq!(got.snapshot.points_seen, 12_000);
 }

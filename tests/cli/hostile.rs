@@ -276,7 +276,8 @@ fn plot_of_1e308_ends_and_far_points_are_left_out_with_a_warning() {
     );
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     assert!(
-        outcome.stderr
+        outcome
+            .stderr
             .contains("far.csv: 2 points lie far outside the bulk"),
         "{}",
         outcome.stderr
