@@ -201,7 +201,7 @@ fn every_decoder_is_bounded_by_its_input_and_never_panics() {
     let payload = binary[28..binary.len() - 4].to_vec();
     let json = file.encode_checked(Encoding::Json).expect("json");
     let worst = std::cell::Cell::new(0);
-    runner(1000)
+    runner(3000)
         .run(&mutated(payload), |payload| {
             let input = binary_around(&payload);
             let peak = bounded("binary snapshot", &input, || {

@@ -7,6 +7,7 @@
 
 pub mod anomaly;
 mod block_stats;
+mod checked_serde;
 mod covariance;
 mod drift;
 mod em;

@@ -253,6 +253,20 @@ impl OnlineEm {
                 "the saved estimator state does not match its model or settings".into(),
             ));
         }
+        // A snapshot is input: every part must hold together before it is used.
+        if let Some(stats) = &state.stats {
+            stats.check()?;
+        }
+        let d = state.n_features.unwrap_or(0);
+        if let (Some(prior), Some(d)) = (&state.prior, state.n_features) {
+            prior.check(d)?;
+        }
+        let whole = |buffer: &[f64]| d > 0 && buffer.len() % d == 0 || buffer.is_empty();
+        if !whole(&state.warmup) || !state.rebuild.as_deref().is_none_or(whole) {
+            return Err(ModelError::IncompatibleStats(
+                "the saved point buffers are not whole points".into(),
+            ));
+        }
         Ok(Self {
             settings,
             state,
