@@ -327,6 +327,18 @@ pub struct HttpConfig {
     /// Listen on an address other hosts can reach without a token (otherwise a
     /// start-up error).
     pub allow_unauthenticated: bool,
+    /// Open connections at most; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout_ms: u64,
+    /// A whole request (waiting its turn, its body, its answer) within this.
+    pub request_timeout_ms: u64,
+    /// On shutdown, connections still open after this are closed.
+    pub shutdown_timeout_ms: u64,
+    /// Points in one /score request at most (413 beyond).
+    pub max_score_points: usize,
+    /// /score requests read and scored at once; others wait their turn.
+    pub max_concurrent_scores: usize,
 }
 
 impl Default for HttpConfig {
@@ -336,6 +348,12 @@ impl Default for HttpConfig {
             max_body_bytes: 8 << 20,
             token: String::new(),
             allow_unauthenticated: false,
+            max_connections: 64,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            shutdown_timeout_ms: 5_000,
+            max_score_points: 100_000,
+            max_concurrent_scores: 2,
         }
     }
 }

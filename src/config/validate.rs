@@ -6,6 +6,9 @@ use super::{invalid, Config, ConfigError, SinkKind, SourceKind};
 use gmm_io::Format;
 use gmm_model::MAX_ABS_COORDINATE;
 
+/// The longest timeout accepted, in milliseconds: a day.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
 impl Config {
     /// Checks every value; the first problem is reported with its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -182,6 +185,27 @@ impl Config {
         }
         if h.max_body_bytes == 0 {
             return Err(invalid("http.max_body_bytes", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("http.max_connections", h.max_connections),
+            ("http.max_score_points", h.max_score_points),
+            ("http.max_concurrent_scores", h.max_concurrent_scores),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        for (key, ms) in [
+            ("http.header_timeout_ms", h.header_timeout_ms),
+            ("http.request_timeout_ms", h.request_timeout_ms),
+            ("http.shutdown_timeout_ms", h.shutdown_timeout_ms),
+        ] {
+            if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+                return Err(invalid(
+                    key,
+                    format!("must be from 1 to {MAX_TIMEOUT_MS} (a day)"),
+                ));
+            }
         }
         Ok(())
     }

@@ -268,11 +268,24 @@ async fn start_http(
         token: non_empty(&config.http.token).map(Arc::from),
         max_body_bytes: config.http.max_body_bytes,
         max_abs_value: config.source.max_abs_value,
+        max_score_points: config.http.max_score_points,
+        scoring: Arc::new(tokio::sync::Semaphore::new(
+            config.http.max_concurrent_scores,
+        )),
+        request_timeout: Duration::from_millis(config.http.request_timeout_ms),
     };
+    let limits = crate::http::ConnectionLimits {
+        max_connections: config.http.max_connections,
+        header_timeout: Duration::from_millis(config.http.header_timeout_ms),
+        shutdown_timeout: Duration::from_millis(config.http.shutdown_timeout_ms),
+    };
+    // Install the metrics recorder before events (EM step latencies) are recorded.
+    let _ = crate::http::metrics::handle();
     let app = crate::http::router(state);
     Ok(Some(tokio::spawn(crate::http::serve(
         listener,
         app,
+        limits,
         cancel.clone(),
     ))))
 }
