@@ -2,6 +2,7 @@
 """End-to-end throughput of `gmm-stream run` against scikit-learn's EM.
 
     scripts/bench_run.py [--points N] [--dim 16] [--components 16] [--workdir DIR]
+                         [--inference em|variational]
 
 1. Generates an f64le file of N points (default 10 million) from a random mixture
    of K full-covariance Gaussians in d dimensions (default 16 and 16), once per
@@ -100,7 +101,7 @@ def rss_kib(pid):
         return None
 
 
-def run_daemon(data, n, d, k, workdir):
+def run_daemon(data, n, d, k, workdir, inference):
     snapshots = workdir / "snapshots"
     shutil.rmtree(snapshots, ignore_errors=True)
     config = workdir / "bench.toml"
@@ -117,6 +118,7 @@ components = {k}
 [estimator]
 batch_size = 4096
 batch_timeout_ms = 3600000
+inference = "{inference}"
 
 [snapshot]
 dir = "{snapshots}"
@@ -253,6 +255,8 @@ def main():
                    default=Path(tempfile.gettempdir()) / "gmm-stream-bench")
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--skip-sklearn", action="store_true")
+    p.add_argument("--inference", choices=["em", "variational"], default="em",
+                   help="the daemon's estimator.inference (model.components is then the largest K)")
     args = p.parse_args()
     n, d, k = args.points, args.dim, args.components
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -267,7 +271,7 @@ def main():
     daemon_runs = []
     for r in range(args.repeats):
         log(f"daemon run {r + 1}/{args.repeats} (load {load()})")
-        daemon_runs.append(run_daemon(data, n, d, k, args.workdir))
+        daemon_runs.append(run_daemon(data, n, d, k, args.workdir, args.inference))
     daemon = max(daemon_runs, key=lambda r: r["points_per_second"])
     kernel_runs = [run_kernel(data, n, d, k) for _ in range(args.repeats)]
     kernel = max(kernel_runs, key=lambda r: r["points_per_second"])
@@ -277,7 +281,7 @@ def main():
         sk = run_sklearn(data, d, k, min(args.sample, n), args.iters, args.repeats)
     log(f"load average after: {load()}")
 
-    print(f"gmm-stream run, {n} points, d = {d}, K = {k}, batch 4096, "
+    print(f"gmm-stream run ({args.inference}), {n} points, d = {d}, K = {k}, batch 4096, "
           f"{os.cpu_count()} CPUs, load average now {load()}")
     for i, r in enumerate(daemon_runs):
         rates = r["status_rates"][1:-1] or r["status_rates"]

@@ -6,6 +6,7 @@
 mod cli {
     pub mod support;
 
+    mod bayesian;
     mod errors;
     mod fit;
     mod hostile;

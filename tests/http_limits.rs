@@ -131,11 +131,8 @@ fn hostile_clients_neither_hold_the_server_nor_delay_shutdown() {
     // A body that never finishes holds its turn only until the request timeout
     // (408); the request waiting behind it is then served.
     let mut slow = connect(&addr);
-    slow.write_all(
-        format!("POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n[[1,2,3],")
-            .as_bytes(),
-    )
-    .expect("send");
+    slow.write_all(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n[[1,2,3],")
+        .expect("send");
     std::thread::sleep(Duration::from_millis(200));
     let waiting = {
         let url = format!("{base}/score");

@@ -12,6 +12,7 @@ use gmm_model::{
 };
 
 use super::error::CliError;
+use super::fit_bayesian::{self, BayesianArgs};
 use super::input::{explain_dim, report_skipped, InputArgs, PointReader};
 use super::model_file;
 use super::output::AtomicFile;
@@ -52,7 +53,7 @@ pub struct Args {
     /// Fit every K from MIN to MAX and keep the model with the lowest BIC on the data
     /// (each K's BIC and AIC go to stderr)
     #[arg(long, value_name = "MIN..MAX", value_parser = values::count_range,
-          conflicts_with_all = ["components", "init_model"])]
+          conflicts_with_all = ["components", "init_model", "bayesian"])]
     pub choose_components: Option<RangeInclusive<usize>>,
 
     /// Where to write the model: JSON if the name ends in .json, else binary
@@ -98,6 +99,9 @@ pub struct Args {
     /// No progress lines (warnings and errors are still printed)
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub bayesian: BayesianArgs,
 }
 
 pub fn run(args: Args) -> Result<(), CliError> {
@@ -129,6 +133,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
     report_skipped(&reader);
     let name = reader.name();
     let x = points_from_rows(&values, reader.dim().unwrap_or(0)).map_err(bad_input(name))?;
+    if let Some(kind) = args.bayesian.bayesian {
+        let (report, info) =
+            fit_bayesian::run(&args.bayesian, kind, &settings, args.quiet, x, name)?;
+        let mut file = model_file(&report, &settings, x.ncols());
+        file.extensions.bayesian = Some(info);
+        return model_file::save(&file, out);
+    }
     let report = match &args.choose_components {
         Some(range) => choose_by_bic(&args, &mut settings, range.clone(), x, name)?,
         None => run_em(&args, &settings, x, name)?,

@@ -4,6 +4,7 @@
 
 mod error;
 mod fit;
+mod fit_bayesian;
 mod healthcheck;
 mod input;
 mod inspect;

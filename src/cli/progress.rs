@@ -19,6 +19,9 @@ enum Display {
 pub struct FitProgress {
     display: Display,
     n_init: usize,
+    /// What each iteration reports: EM's mean log-likelihood, or the variational
+    /// lower bound.
+    what: &'static str,
 }
 
 impl FitProgress {
@@ -31,14 +34,24 @@ impl FitProgress {
         } else {
             Display::Lines
         };
-        Self { display, n_init }
+        Self {
+            display,
+            n_init,
+            what: "mean log-likelihood",
+        }
+    }
+
+    /// Progress of a variational fit, whose iterations report the lower bound.
+    pub fn of_lower_bound(mut self) -> Self {
+        self.what = "lower bound";
+        self
     }
 
     pub fn iteration(&mut self, it: &Iteration) {
         match &mut self.display {
             Display::Quiet => {}
-            Display::Lines => eprintln!("{}", line(it, self.n_init)),
-            Display::Bars(bars) => bars.iteration(it, self.n_init),
+            Display::Lines => eprintln!("{}", line(it, self.n_init, self.what)),
+            Display::Bars(bars) => bars.iteration(it, self.n_init, self.what),
         }
     }
 
@@ -58,7 +71,7 @@ impl FitProgress {
             );
         }
         if !matches!(self.display, Display::Quiet) {
-            eprintln!("{}", summary(report, n_points));
+            eprintln!("{}", summary(report, n_points, self.what));
         }
     }
 }
@@ -81,7 +94,7 @@ impl Bars {
         }
     }
 
-    fn iteration(&mut self, it: &Iteration, n_init: usize) {
+    fn iteration(&mut self, it: &Iteration, n_init: usize, what: &str) {
         if self.bars.last().map(|(init, _)| *init) != Some(it.init) {
             self.finish();
             let bar = self.multi.add(ProgressBar::new(self.max_iter));
@@ -93,7 +106,7 @@ impl Bars {
         }
         if let Some((_, bar)) = self.bars.last() {
             bar.set_position(it.iteration as u64);
-            bar.set_message(bar_message(it));
+            bar.set_message(bar_message(it, what));
         }
     }
 
@@ -137,12 +150,12 @@ fn init_prefix(init: usize, n_init: usize) -> String {
 
 /// The mean log-likelihood is printed exactly (shortest round-trip form) so that
 /// runs can be compared digit for digit; the change needs no more than a few digits.
-fn message(it: &Iteration) -> String {
+fn message(it: &Iteration, what: &str) -> String {
     if it.iteration == 1 {
-        format!("mean log-likelihood {}", it.mean_log_likelihood)
+        format!("{what} {}", it.mean_log_likelihood)
     } else {
         format!(
-            "mean log-likelihood {} (change {:.3e})",
+            "{what} {} (change {:.3e})",
             it.mean_log_likelihood, it.change
         )
     }
@@ -150,35 +163,35 @@ fn message(it: &Iteration) -> String {
 
 /// The bar's text: short enough for an 80-column terminal, so the likelihood is
 /// rounded (the plain lines keep every digit).
-fn bar_message(it: &Iteration) -> String {
+fn bar_message(it: &Iteration, what: &str) -> String {
     if it.iteration == 1 {
-        format!("mean log-likelihood {:.6}", it.mean_log_likelihood)
+        format!("{what} {:.6}", it.mean_log_likelihood)
     } else {
         format!(
-            "mean log-likelihood {:.6} (change {:.1e})",
+            "{what} {:.6} (change {:.1e})",
             it.mean_log_likelihood, it.change
         )
     }
 }
 
 /// One plain progress line.
-fn line(it: &Iteration, n_init: usize) -> String {
+fn line(it: &Iteration, n_init: usize, what: &str) -> String {
     format!(
         "{}iteration {}: {}",
         init_prefix(it.init, n_init),
         it.iteration,
-        message(it)
+        message(it, what)
     )
 }
 
-fn summary(report: &FitReport, n_points: usize) -> String {
+fn summary(report: &FitReport, n_points: usize, what: &str) -> String {
     let converged = if report.converged {
         "converged"
     } else {
         "stopped"
     };
     format!(
-        "{converged} after {} iterations on {n_points} points: mean log-likelihood {}",
+        "{converged} after {} iterations on {n_points} points: {what} {}",
         report.n_iter, report.lower_bound
     )
 }
@@ -199,20 +212,26 @@ mod tests {
     #[test]
     fn plain_lines_name_the_run_only_when_there_are_several() {
         assert_eq!(
-            line(&it(0, 1, -3.25, f64::NAN), 1),
+            line(&it(0, 1, -3.25, f64::NAN), 1, "mean log-likelihood"),
             "iteration 1: mean log-likelihood -3.25"
         );
         assert_eq!(
-            line(&it(1, 7, -2.125, 0.000123456), 4),
+            line(&it(1, 7, -2.125, 0.000123456), 4, "mean log-likelihood"),
             "init 2/4, iteration 7: mean log-likelihood -2.125 (change 1.235e-4)"
         );
     }
 
     #[test]
     fn bar_text_is_short() {
-        let first = bar_message(&it(0, 1, -1234.56789012345, f64::NAN));
+        let first = bar_message(
+            &it(0, 1, -1234.56789012345, f64::NAN),
+            "mean log-likelihood",
+        );
         assert_eq!(first, "mean log-likelihood -1234.567890");
-        let later = bar_message(&it(0, 12, -8.518017355648816, 2.938e-9));
+        let later = bar_message(
+            &it(0, 12, -8.518017355648816, 2.938e-9),
+            "mean log-likelihood",
+        );
         assert_eq!(later, "mean log-likelihood -8.518017 (change 2.9e-9)");
     }
 
@@ -221,7 +240,7 @@ mod tests {
         let mut bars = Bars::new(ProgressDrawTarget::hidden(), 100);
         for init in 0..3 {
             for i in 1..=(5 + init) {
-                bars.iteration(&it(init, i, -1.0 / i as f64, 0.5), 3);
+                bars.iteration(&it(init, i, -1.0 / i as f64, 0.5), 3, "mean log-likelihood");
             }
         }
         assert_eq!(bars.bars.len(), 3);
@@ -236,7 +255,10 @@ mod tests {
             assert_eq!(bar.prefix(), format!("init {}/3 ", init + 1));
             assert_eq!(
                 bar.message(),
-                bar_message(&it(init, 5 + init, -1.0 / (5 + init) as f64, 0.5))
+                bar_message(
+                    &it(init, 5 + init, -1.0 / (5 + init) as f64, 0.5),
+                    "mean log-likelihood"
+                )
             );
         }
     }

@@ -106,6 +106,7 @@ mod tests {
             log_density: vec![-1.5, 0.1 + 0.2],
             responsibilities: DMatrix::from_column_slice(2, 2, &[0.25, 0.75, 1.0, 1e-300]),
             stats: None,
+            resp_log_resp: 0.0,
         }
     }
 

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use gmm_io::Format;
-use gmm_model::{CovarianceType, DriftSettings, HalfLifeUnit, OnlineSettings, Schedule};
+use gmm_model::{
+    CovarianceType, DriftSettings, HalfLifeUnit, Inference, OnlineSettings, OnlineVariational,
+    Schedule, WeightPriorType,
+};
 
 mod load;
 #[cfg(test)]
@@ -185,6 +188,46 @@ pub struct EstimatorConfig {
     /// statistics, so outliers cannot bend it.
     pub trim_anomalies: bool,
     pub drift: DriftSettings,
+    /// `em`, or `variational` with `model.components` as the largest K.
+    pub inference: Inference,
+    pub variational: VariationalConfig,
+}
+
+/// `[estimator.variational]`: online variational inference.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VariationalConfig {
+    /// `dirichlet_distribution` or `dirichlet_process`.
+    pub weight_prior: WeightPriorType,
+    /// The weight prior's concentration; 0 means 1/K.
+    pub weight_concentration_prior: f64,
+    pub mean_precision_prior: f64,
+    /// A fading live component below this share of the weight is retired.
+    pub retire_weight: f64,
+}
+
+impl Default for VariationalConfig {
+    fn default() -> Self {
+        let d = OnlineVariational::default();
+        Self {
+            weight_prior: d.weight_prior,
+            weight_concentration_prior: 0.0,
+            mean_precision_prior: d.mean_precision,
+            retire_weight: d.retire_weight,
+        }
+    }
+}
+
+impl VariationalConfig {
+    fn settings(&self) -> OnlineVariational {
+        OnlineVariational {
+            weight_prior: self.weight_prior,
+            weight_concentration: (self.weight_concentration_prior != 0.0)
+                .then_some(self.weight_concentration_prior),
+            mean_precision: self.mean_precision_prior,
+            retire_weight: self.retire_weight,
+        }
+    }
 }
 
 impl Default for EstimatorConfig {
@@ -204,6 +247,8 @@ impl Default for EstimatorConfig {
             map_prior: false,
             trim_anomalies: true,
             drift: DriftSettings::default(),
+            inference: Inference::Em,
+            variational: VariationalConfig::default(),
         }
     }
 }
@@ -427,6 +472,8 @@ impl Config {
             } else {
                 0.0
             },
+            inference: e.inference,
+            variational: e.variational.settings(),
         }
     }
 }

@@ -18,7 +18,7 @@ use super::DaemonError;
 use crate::source::chunk::{Ack, Origin, RecordMark, Rejected};
 use gmm_io::{EstimatorInfo, ModelFile, Positions, Reject, RejectReason};
 use gmm_model::anomaly::AnomalyThreshold;
-use gmm_model::{points_from_rows, BatchOutcome, GaussianMixture, OnlineEm};
+use gmm_model::{points_from_rows, BatchOutcome, GaussianMixture, OnlineEm, StructureChanges};
 
 /// What the HTTP server reads: the current model and how to flag with it.
 #[derive(Clone, Debug)]
@@ -179,6 +179,7 @@ impl EstimatorStage {
         self.counters
             .reseeds
             .fetch_add(outcome.reseeded.len() as u64, Relaxed);
+        self.count_structure(&outcome.structure);
         self.emit_scores(outcome, &batch.marks, &batch.values, warmup)?;
         self.counters.batches.fetch_add(1, Relaxed);
         self.counters
@@ -310,12 +311,31 @@ impl EstimatorStage {
         file.positions = Some(self.positions.clone());
         if with_state {
             file.anomaly_state = Some(self.anomaly.clone());
-            file.state = Some(self.estimator.state().clone());
+            file.set_online_state(self.estimator.settings(), self.estimator.state().clone());
         }
         Some(file)
     }
 
     /// Hands the current model to the HTTP server.
+    /// Counts (and logs) the components variational inference gave birth to,
+    /// retired and merged in a batch.
+    fn count_structure(&self, changes: &StructureChanges) {
+        if *changes == StructureChanges::default() {
+            return;
+        }
+        tracing::info!(
+            born = ?changes.born,
+            retired = ?changes.retired,
+            merged = ?changes.merged,
+            "components changed"
+        );
+        let c = &self.counters;
+        c.births.fetch_add(changes.born.len() as u64, Relaxed);
+        c.retirements
+            .fetch_add(changes.retired.len() as u64, Relaxed);
+        c.merges.fetch_add(changes.merged.len() as u64, Relaxed);
+    }
+
     fn publish(&mut self) {
         let Some(file) = self.model_file(false) else {
             return;
@@ -324,6 +344,10 @@ impl EstimatorStage {
             return;
         };
         self.counters.model_ready.store(1, Relaxed);
+        let effective = self.estimator.effective_components().unwrap_or(0);
+        self.counters
+            .effective_components
+            .store(effective as u64, Relaxed);
         let live = LiveModel {
             model: Arc::new(model.clone()),
             file: Arc::new(file),

@@ -271,6 +271,9 @@ impl OutputStage {
             let mut public = file.clone();
             public.state = None;
             public.anomaly_state = None;
+            if let Some(v) = public.extensions.variational.as_mut() {
+                v.state = None;
+            }
             let json = public.to_json().map_err(SinkError::from)?;
             sink.send(topic, Some(self.model_name.as_bytes()), &json, None)?;
             sink.flush()?;

@@ -57,7 +57,7 @@ pub fn restore(config: &Config, store: &SnapshotStore) -> Result<Restored, Daemo
 /// The estimator and threshold a snapshot holds; an error says why it is corrupt.
 fn restore_from(config: &Config, path: &Path, file: ModelFile) -> Result<Restored, String> {
     let model = file.mixture().map_err(|e| e.to_string())?;
-    let state = file.state.clone().ok_or("it holds no estimator state")?;
+    let state = file.online_state().ok_or("it holds no estimator state")?;
     let estimator = OnlineEm::restore(config.online_settings(), state, Some(model))
         .map_err(|e| e.to_string())?;
     // A threshold saved with other settings starts afresh.

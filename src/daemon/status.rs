@@ -26,6 +26,12 @@ pub struct Counters {
     threshold: AtomicU64,
     pub changes_detected: AtomicU64,
     pub reseeds: AtomicU64,
+    /// Live components (K under EM; 0 before the model exists).
+    pub effective_components: AtomicU64,
+    /// Variational inference: components born, retired and merged.
+    pub births: AtomicU64,
+    pub retirements: AtomicU64,
+    pub merges: AtomicU64,
     pub snapshots: AtomicU64,
     /// Snapshots that could not be written (the run went on).
     pub snapshot_failures: AtomicU64,
@@ -120,6 +126,7 @@ pub async fn report(
             points_per_second = format_args!("{rate:.0}"),
             points_seen = seen,
             model_version = counters.model_version.load(Relaxed),
+            components = counters.effective_components.load(Relaxed),
             mean_log_likelihood = format_args!("{:.4}", counters.recent_mean_ll()),
             rejects = counters.rejects_total(),
             anomalies = counters.anomalies.load(Relaxed),

@@ -78,6 +78,25 @@ fn describe() {
         "Components re-seeded after withering."
     );
     describe_counter!(
+        "gmm_births_total",
+        Unit::Count,
+        "Components born in a free slot (variational inference)."
+    );
+    describe_counter!(
+        "gmm_retirements_total",
+        Unit::Count,
+        "Components retired after fading (variational inference)."
+    );
+    describe_counter!(
+        "gmm_merges_total",
+        Unit::Count,
+        "Pairs of components merged into one (variational inference)."
+    );
+    describe_gauge!(
+        "gmm_effective_components",
+        "Live components: model.components under EM, those the posterior keeps under variational inference."
+    );
+    describe_counter!(
         "gmm_snapshots_total",
         Unit::Count,
         "Snapshots written by this process."
@@ -146,6 +165,10 @@ fn publish(c: &Counters) {
     counter!("gmm_anomalies_total").absolute(anomalies);
     counter!("gmm_changes_detected_total").absolute(c.changes_detected.load(Relaxed));
     counter!("gmm_reseeds_total").absolute(c.reseeds.load(Relaxed));
+    counter!("gmm_births_total").absolute(c.births.load(Relaxed));
+    counter!("gmm_retirements_total").absolute(c.retirements.load(Relaxed));
+    counter!("gmm_merges_total").absolute(c.merges.load(Relaxed));
+    gauge!("gmm_effective_components").set(c.effective_components.load(Relaxed) as f64);
     counter!("gmm_snapshots_total").absolute(c.snapshots.load(Relaxed));
     counter!("gmm_snapshot_failures_total").absolute(c.snapshot_failures.load(Relaxed));
     gauge!("gmm_model_version").set(c.model_version.load(Relaxed) as f64);

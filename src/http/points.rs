@@ -192,9 +192,9 @@ mod tests {
 
     #[test]
     fn more_points_than_allowed_are_refused_as_such() {
-        let ten = format!("[{}]", vec!["[0,0,0]"; 10].join(","));
+        let ten = format!("[{}]", ["[0,0,0]"; 10].join(","));
         assert_eq!(parse(ten.as_bytes(), 3, 1e100, 10).map(|v| v.len()), Ok(30));
-        let eleven = format!("[{}]", vec!["[0,0,0]"; 11].join(","));
+        let eleven = format!("[{}]", ["[0,0,0]"; 11].join(","));
         assert_eq!(
             parse(eleven.as_bytes(), 3, 1e100, 10),
             Err(BodyError::TooManyPoints { max: 10 })

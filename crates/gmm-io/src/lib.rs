@@ -9,6 +9,7 @@
 
 mod bounded;
 pub mod decode;
+mod extensions;
 mod format;
 mod json_checksum;
 mod model_file;
@@ -19,6 +20,7 @@ mod reject;
 
 pub use bounded::{read_model, ReadModelError, MAX_MODEL_BYTES};
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
+pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
 pub use format::{Format, UnknownFormat};
 pub use model_file::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, FORMAT_NAME,

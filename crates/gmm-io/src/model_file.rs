@@ -17,6 +17,7 @@ use gmm_model::{
     CovarianceType, Covariances, GaussianMixture, ModelError, OnlineSettings, OnlineState,
 };
 
+use crate::extensions::Extensions;
 use crate::positions::Positions;
 
 pub const FORMAT_NAME: &str = "gmm-stream.model";
@@ -137,12 +138,21 @@ pub struct ModelFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[bincode(with_serde)]
     pub positions: Option<Positions>,
+    /// Variational inference's `bayesian` and `variational` objects (last: a
+    /// trailing section of the binary form, see `extensions`).
+    #[serde(flatten)]
+    pub extensions: Extensions,
 }
 
 impl ModelFile {
     /// A file for `model`; counters start at zero and optional parts are empty.
     pub fn new(model: &GaussianMixture, estimator: EstimatorInfo, updated_at: String) -> Self {
         let (k, d) = (model.n_components(), model.n_features());
+        let mut extensions = Extensions::default();
+        if let EstimatorInfo::Online(settings) = &estimator {
+            let live = model.weights().iter().filter(|&&w| w > 0.0).count();
+            extensions.record_online(settings, live, None);
+        }
         let means = model
             .means()
             .column_iter()
@@ -165,6 +175,40 @@ impl ModelFile {
             estimator,
             state: None,
             positions: None,
+            extensions,
+        }
+    }
+
+    /// Stores the online estimator's state (its variational part goes to the
+    /// extensions, with the variational settings).
+    pub fn set_online_state(&mut self, settings: &OnlineSettings, state: OnlineState) {
+        let live = self.live_components();
+        self.extensions.record_online(settings, live, Some(&state));
+        self.state = Some(state);
+    }
+
+    /// Components with weight (a retired slot of online variational inference has
+    /// none).
+    pub fn live_components(&self) -> usize {
+        self.weights.iter().filter(|&&w| w > 0.0).count()
+    }
+
+    /// The online estimator's state, whole again.
+    pub fn online_state(&self) -> Option<OnlineState> {
+        let mut state = self.state.clone()?;
+        self.extensions.restore_state(&mut state);
+        Some(state)
+    }
+
+    /// The settings of the online estimator that wrote the file, whole again.
+    pub fn online_settings(&self) -> Option<OnlineSettings> {
+        match &self.estimator {
+            EstimatorInfo::Online(s) => {
+                let mut s = s.clone();
+                self.extensions.restore_settings(&mut s);
+                Some(s)
+            }
+            EstimatorInfo::Batch(_) => None,
         }
     }
 
@@ -353,6 +397,7 @@ fn covariance_values(cov: &Covariances) -> CovarianceValues {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extensions::BayesianInfo;
     use gmm_model::{OnlineEm, OnlineSettings};
 
     fn mixture(t: CovarianceType) -> GaussianMixture {
@@ -516,6 +561,65 @@ mod tests {
             ModelFile::from_bytes(v.to_string().as_bytes()),
             Err(FormatError::UnsupportedVersion(2))
         ));
+    }
+
+    /// A binary snapshot written before the variational extensions existed (the
+    /// committed fixture is `file_with_state()` as that layout encodes it) loads,
+    /// and a file without extensions still encodes to exactly those bytes.
+    #[test]
+    fn snapshots_from_before_the_extensions_load_and_keep_their_bytes() {
+        let old: &[u8] = include_bytes!("testdata/em_snapshot_v1.bin");
+        let back = ModelFile::from_bytes(old).expect("an earlier snapshot loads");
+        assert_eq!(back, file_with_state());
+        assert_eq!(file_with_state().to_binary().expect("bin"), old);
+    }
+
+    /// A variational fit's `bayesian` object and an online variational snapshot's
+    /// `variational` object survive both forms.
+    #[test]
+    fn variational_extensions_round_trip() {
+        use gmm_model::{
+            fit_variational, points_from_rows, Inference, VariationalSettings, WeightPriorType,
+        };
+        let flat: Vec<f64> = (0..120)
+            .map(|i| ((i * 37 % 23) as f64) * 0.3 + (i % 2) as f64 * 9.0)
+            .collect();
+        let x = points_from_rows(&flat, 2).expect("points");
+        for t in CovarianceType::ALL {
+            let mut settings = VariationalSettings::new(3, WeightPriorType::DirichletProcess);
+            settings.em.covariance_type = t;
+            let report = fit_variational(x, &settings, &mut |_| {}).expect("fit");
+            let mut file = file_with_state();
+            file.extensions.bayesian = Some(BayesianInfo::new(&report.posterior, &report.prior));
+            let online = OnlineSettings {
+                inference: Inference::Variational,
+                ..OnlineSettings::new(2)
+            };
+            file.extensions.record_online(&online, 2, None);
+            for bytes in [
+                file.to_json().expect("json"),
+                file.to_binary().expect("bin"),
+            ] {
+                let back = ModelFile::from_bytes(&bytes).expect("loads");
+                assert_eq!(back, file, "{t}");
+                let mut settings = OnlineSettings::new(2);
+                back.extensions.restore_settings(&mut settings);
+                assert_eq!(settings, online);
+            }
+            let json: serde_json::Value =
+                serde_json::from_slice(&file.to_json().expect("json")).expect("parse");
+            let b = &json["bayesian"];
+            assert_eq!(b["weight_concentration_prior_type"], "dirichlet_process");
+            assert_eq!(
+                b["weight_concentration"].as_array().map(|a| a.len()),
+                Some(2)
+            );
+            assert_eq!(
+                b["degrees_of_freedom"].is_number(),
+                t == CovarianceType::Tied,
+                "{t}"
+            );
+        }
     }
 
     #[test]

@@ -181,37 +181,61 @@ pub fn fit(
 }
 
 fn run_em(
-    mut model: GaussianMixture,
+    model: GaussianMixture,
     x: Points<'_>,
     settings: &EmSettings,
     init: usize,
     progress: &mut dyn FnMut(&Iteration),
 ) -> Result<FitReport> {
-    let mut lower_bound = f64::NEG_INFINITY;
-    let mut history = Vec::new();
-    let mut converged = false;
+    let step = |m: &GaussianMixture| em_step(m, x, settings.reg_covar, settings.prior.as_ref());
+    let (model, run) = iterate(model, settings, init, progress, step)?;
+    Ok(FitReport {
+        model,
+        converged: run.converged,
+        n_iter: run.history.len(),
+        lower_bound: run.lower_bound,
+        history: run.history,
+    })
+}
+
+/// How a run of iterations went.
+pub(crate) struct Run {
+    pub converged: bool,
+    pub lower_bound: f64,
+    pub history: Vec<f64>,
+}
+
+/// Iterates `step` (the next state and its lower bound) from `state` until the bound
+/// changes by less than `settings.tol` or `settings.max_iter` iterations have run,
+/// reporting each to `progress`: the loop of EM and of variational inference.
+pub(crate) fn iterate<T>(
+    mut state: T,
+    settings: &EmSettings,
+    init: usize,
+    progress: &mut dyn FnMut(&Iteration),
+    mut step: impl FnMut(&T) -> Result<(T, f64)>,
+) -> Result<(T, Run)> {
+    let mut run = Run {
+        converged: false,
+        lower_bound: f64::NEG_INFINITY,
+        history: Vec::new(),
+    };
     for iteration in 1..=settings.max_iter {
-        let (next, ll) = em_step(&model, x, settings.reg_covar, settings.prior.as_ref())?;
-        model = next;
-        let change = ll - lower_bound;
-        lower_bound = ll;
-        history.push(ll);
+        let (next, bound) = step(&state)?;
+        state = next;
+        let change = bound - run.lower_bound;
+        run.lower_bound = bound;
+        run.history.push(bound);
         progress(&Iteration {
             init,
             iteration,
-            mean_log_likelihood: ll,
+            mean_log_likelihood: bound,
             change,
         });
         if change.abs() < settings.tol {
-            converged = true;
+            run.converged = true;
             break;
         }
     }
-    Ok(FitReport {
-        model,
-        converged,
-        n_iter: history.len(),
-        lower_bound,
-        history,
-    })
+    Ok((state, run))
 }

@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use super::block_stats::{add_block_scatter, block_moments, CentredSums, BLOCK};
 use super::covariance::{CovarianceType, Factors};
 use super::kernels::{
-    diag_log_prob, offset_log_prob, pack_lower_rows, responsibilities, spherical_log_prob,
-    transpose_points, whiten_points, whitened_log_prob,
+    diag_log_prob, offset_log_prob, pack_lower_rows, resp_log_resp, responsibilities,
+    spherical_log_prob, transpose_points, whiten_points, whitened_log_prob,
 };
 use super::linalg::Points;
 use super::mixture::GaussianMixture;
@@ -40,6 +40,9 @@ pub struct EvalRequest {
     /// Points whose log-density is below this (or not a number) are scored but
     /// left out of the statistics (outliers then cannot bend the model).
     pub trim_below: Option<f64>,
+    /// `Σ r ln r` of the responsibilities (before any trimming): the entropy term of
+    /// the variational lower bound.
+    pub resp_log_resp: bool,
 }
 
 impl EvalRequest {
@@ -48,6 +51,7 @@ impl EvalRequest {
         responsibilities: false,
         stats: false,
         trim_below: None,
+        resp_log_resp: false,
     };
     pub const LOG_DENSITY: Self = Self {
         log_density: true,
@@ -72,6 +76,7 @@ impl EvalRequest {
         responsibilities: true,
         stats: true,
         trim_below: None,
+        resp_log_resp: false,
     };
 }
 
@@ -87,6 +92,8 @@ pub struct Evaluation {
     pub responsibilities: DMatrix<f64>,
     /// Statistics of the points weighted by their responsibilities.
     pub stats: Option<SufficientStats>,
+    /// `Σ_jk r_jk ln r_jk` (0 unless requested).
+    pub resp_log_resp: f64,
 }
 
 impl Evaluation {
@@ -98,6 +105,7 @@ impl Evaluation {
 
 struct ChunkResult {
     log_likelihood: f64,
+    resp_log_resp: f64,
     log_density: Vec<f64>,
     responsibilities: Vec<f64>,
     stats: Option<SufficientStats>,
@@ -120,6 +128,7 @@ pub(crate) fn evaluate(model: &GaussianMixture, x: Points<'_>, request: EvalRequ
 
     let mut out = Evaluation {
         log_likelihood: 0.0,
+        resp_log_resp: 0.0,
         n_points: n,
         log_density: Vec::with_capacity(if request.log_density { n } else { 0 }),
         responsibilities: DMatrix::zeros(if request.responsibilities { k } else { 0 }, 0),
@@ -130,6 +139,7 @@ pub(crate) fn evaluate(model: &GaussianMixture, x: Points<'_>, request: EvalRequ
     let mut resp = Vec::with_capacity(if request.responsibilities { k * n } else { 0 });
     for chunk in chunks {
         out.log_likelihood += chunk.log_likelihood;
+        out.resp_log_resp += chunk.resp_log_resp;
         out.log_density.extend_from_slice(&chunk.log_density);
         resp.extend_from_slice(&chunk.responsibilities);
         if let (Some(total), Some(part)) = (out.stats.as_mut(), chunk.stats.as_ref()) {
@@ -201,6 +211,7 @@ impl<'a> Kernel<'a> {
         let k_count = model.n_components();
         let mut result = ChunkResult {
             log_likelihood: 0.0,
+            resp_log_resp: 0.0,
             log_density: Vec::with_capacity(if request.log_density { n } else { 0 }),
             responsibilities: Vec::with_capacity(if request.responsibilities {
                 k_count * n
@@ -226,6 +237,12 @@ impl<'a> Kernel<'a> {
             );
             for &v in &w.lse[..b] {
                 result.log_likelihood += v;
+            }
+            if request.resp_log_resp {
+                result.resp_log_resp += s.vectorize(
+                    #[inline(always)]
+                    || resp_log_resp(s, &w.lp, bp),
+                );
             }
             if request.log_density {
                 result.log_density.extend_from_slice(&w.lse[..b]);

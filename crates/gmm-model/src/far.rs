@@ -84,6 +84,8 @@ impl Evaluation {
             log_density,
             responsibilities,
             stats: None,
+            // Not requested of a selection.
+            resp_log_resp: 0.0,
         }
     }
 }

@@ -368,6 +368,22 @@ pub(crate) fn responsibilities<S: Simd>(
     }
 }
 
+/// `Σ r ln r` over K rows of `bp` responsibilities (padding lanes are 0), as the
+/// variational lower bound wants it. The responsibilities are 0 or normal (see
+/// [`responsibilities`]), and 0 ln 0 counts as 0.
+#[inline(always)]
+pub(crate) fn resp_log_resp<S: Simd>(s: S, resp: &[f64], bp: usize) -> f64 {
+    let tiny = s.splat(f64::MIN_POSITIVE);
+    let mut acc = s.splat(0.0);
+    for row in resp.chunks_exact(bp) {
+        for start in (0..bp).step_by(WIDTH) {
+            let r = s.load(&row[start..]);
+            acc = s.add(acc, s.zero_unless_ge(r, tiny, s.mul(r, s.ln(r))));
+        }
+    }
+    s.sum(acc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! The numerical core: Gaussian mixtures, their sufficient statistics, batch EM and
-//! online EM. Pure computation: no I/O, no async, no clocks (time enters as an
-//! argument), so it can be read, tested and benchmarked on its own.
+//! online EM, and variational Bayesian mixtures (batch, with scikit-learn's
+//! semantics, and online, choosing K on the stream). Pure computation: no I/O, no
+//! async, no clocks (time enters as an argument), so it can be read, tested and
+//! benchmarked on its own.
 //!
 //! Conventions: points are the columns of a d×n matrix ([`Points`]); K is the
 //! number of components; responsibilities are K×n.
@@ -26,6 +28,7 @@ mod scoring;
 #[allow(unsafe_code)]
 mod simd;
 mod stats;
+mod variational;
 
 pub use covariance::{CovarianceType, Covariances};
 pub use drift::{BatchLevel, DriftSettings, DriftState};
@@ -37,6 +40,13 @@ pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions
 pub use linalg::{points_from_rows, Points};
 pub use mixture::GaussianMixture;
 pub use mstep::{m_step, Prior};
-pub use online::{BatchOutcome, OnlineEm, OnlineSettings, OnlineState, Scored};
+pub use online::{
+    BatchOutcome, Inference, OnlineEm, OnlineSettings, OnlineState, OnlineVariational, Scored,
+    StructureChanges, VariationalState,
+};
 pub use schedule::{decay_factor, stepwise_gamma, HalfLifeUnit, Schedule};
 pub use stats::{Scatter, SufficientStats};
+pub use variational::{
+    fit_variational, variational_step, CovariancePrior, Posterior, PriorChoices, VariationalPrior,
+    VariationalReport, VariationalSettings, WeightConcentration, WeightPriorType,
+};

@@ -131,6 +131,18 @@ impl GaussianMixture {
         }
     }
 
+    /// The same components with `log_weights[k]` in place of `ln π_k` in the
+    /// E-step's constants: the variational E-step differs from EM's only there, so
+    /// every density kernel serves both.
+    pub(crate) fn with_log_weights(&self, log_weights: &DVector<f64>) -> Self {
+        let half_log_2pi = 0.5 * self.n_features() as f64 * (2.0 * std::f64::consts::PI).ln();
+        let mut kernel = self.clone();
+        kernel.log_norm = DVector::from_fn(self.n_components(), |k, _| {
+            log_weights[k] - half_log_2pi + self.precision.log_det[k]
+        });
+        kernel
+    }
+
     pub fn n_components(&self) -> usize {
         self.weights.len()
     }

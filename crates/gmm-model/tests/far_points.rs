@@ -153,3 +153,30 @@ fn coordinates_beyond_the_limit_are_refused_before_anything_changes() {
     assert!(err.to_string().contains("1e308"), "{err}");
     assert_eq!(est.warmup_len(), 0);
 }
+
+#[test]
+fn variational_inference_keeps_huge_points_out_too() {
+    let settings = OnlineSettings {
+        inference: gmm_model::Inference::Variational,
+        ..settings()
+    };
+    let points = stream(12_000, |i| {
+        (i == 100 || i == 200 || (i > 2_000 && i % 500 == 0)).then_some(1e20)
+    });
+    let mut est = OnlineEm::new(settings).expect("settings");
+    for chunk in points.chunks(1024 * D) {
+        let x = points_from_rows(chunk, D).expect("whole points");
+        est.partial_fit(x, 1.0).expect("the batch is absorbed");
+    }
+    assert_eq!(est.points_seen(), 12_000);
+    let model = est.model().expect("a model");
+    let mut xs: Vec<f64> = (0..model.n_components())
+        .filter(|&k| model.weights()[k] > 0.05)
+        .map(|k| model.means()[(0, k)])
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    assert_eq!(xs.len(), 3, "{xs:?}");
+    for (k, x) in xs.iter().enumerate() {
+        assert!((x - 6.0 * k as f64).abs() < 0.3, "{xs:?}");
+    }
+}

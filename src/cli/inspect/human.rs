@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use gmm_io::Positions;
 
-use super::summary::{ComponentSummary, StateSummary, Summary};
+use super::summary::{ComponentSummary, StateSummary, Summary, VariationalSummary};
 
 /// Vectors longer than this show their first and last few values only.
 const MAX_SHOWN: usize = 8;
@@ -23,9 +23,16 @@ pub fn render(s: &Summary) -> String {
         s.path, s.format, s.version
     );
     let threshold = s.anomaly_threshold.map_or("none".to_owned(), num);
-    let rows = [
+    let mut rows = vec![
         ("covariance type", s.covariance_type.to_string()),
         ("components", s.n_components.to_string()),
+        (
+            "effective components",
+            format!(
+                "{} of {} (above 1 % of the weight)",
+                s.effective_components, s.n_components
+            ),
+        ),
         ("features", s.n_features.to_string()),
         ("points seen", s.points_seen.to_string()),
         ("model version", s.model_version.to_string()),
@@ -40,6 +47,12 @@ pub fn render(s: &Summary) -> String {
                 .map_or("none".to_owned(), Positions::describe),
         ),
     ];
+    if let Some(b) = &s.bayesian {
+        rows.push(("bayesian", bayesian(b)));
+    }
+    if let Some(v) = &s.variational {
+        rows.push(("variational", variational(v)));
+    }
     for (label, value) in rows {
         let _ = writeln!(out, "{label:<18} {value}");
     }
@@ -47,6 +60,30 @@ pub fn render(s: &Summary) -> String {
         component(&mut out, k, c);
     }
     out
+}
+
+fn bayesian(b: &gmm_io::BayesianInfo) -> String {
+    format!(
+        "{}, weight concentration prior {}, mean precision prior {}, \
+         degrees of freedom prior {}",
+        b.weight_concentration_prior_type,
+        num(b.weight_concentration_prior),
+        num(b.mean_precision_prior),
+        num(b.degrees_of_freedom_prior)
+    )
+}
+
+fn variational(v: &VariationalSummary) -> String {
+    let mut text = format!(
+        "{} live components, {} weights, retired below {}",
+        v.live_components,
+        v.settings.weight_prior,
+        num(v.settings.retire_weight)
+    );
+    if let (Some(b), Some(r), Some(m)) = (v.births, v.retirements, v.merges) {
+        let _ = write!(text, "; {b} births, {r} retirements, {m} merges");
+    }
+    text
 }
 
 fn component(out: &mut String, k: usize, c: &ComponentSummary) {

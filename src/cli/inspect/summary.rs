@@ -4,8 +4,10 @@
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
-use gmm_io::{Encoding, EstimatorInfo, Positions};
-use gmm_model::{CovarianceType, Covariances, GaussianMixture, OnlineState};
+use gmm_io::{
+    BayesianInfo, Encoding, EstimatorInfo, OnlineVariationalInfo, Positions, EFFECTIVE_WEIGHT,
+};
+use gmm_model::{CovarianceType, Covariances, GaussianMixture, OnlineState, OnlineVariational};
 
 use crate::cli::model_file::Loaded;
 
@@ -27,7 +29,39 @@ pub struct Summary {
     /// Present in a daemon snapshot.
     pub state: Option<StateSummary>,
     pub positions: Option<Positions>,
+    /// Components above 1 % of the weight.
+    pub effective_components: usize,
+    /// A variational fit's posterior and priors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bayesian: Option<BayesianInfo>,
+    /// The online variational estimator's settings and counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variational: Option<VariationalSummary>,
     pub components: Vec<ComponentSummary>,
+}
+
+/// Online variational inference: its settings, live components and structure
+/// changes so far (the priors and statistics are not shown).
+#[derive(Debug, Serialize)]
+pub struct VariationalSummary {
+    pub settings: OnlineVariational,
+    pub live_components: u64,
+    pub births: Option<u64>,
+    pub retirements: Option<u64>,
+    pub merges: Option<u64>,
+}
+
+impl VariationalSummary {
+    fn new(v: &OnlineVariationalInfo) -> Self {
+        let state = v.state.as_ref();
+        Self {
+            settings: v.settings.clone(),
+            live_components: v.effective_components,
+            births: state.map(|s| s.births),
+            retirements: state.map(|s| s.retirements),
+            merges: state.map(|s| s.merges),
+        }
+    }
 }
 
 /// The online estimator's counters (the statistics themselves are not shown).
@@ -92,6 +126,17 @@ impl Summary {
                 .as_ref()
                 .map(|s| StateSummary::new(s, model.n_features())),
             positions: file.positions.clone(),
+            effective_components: model
+                .weights()
+                .iter()
+                .filter(|&&w| w > EFFECTIVE_WEIGHT)
+                .count(),
+            bayesian: file.extensions.bayesian.clone(),
+            variational: file
+                .extensions
+                .variational
+                .as_ref()
+                .map(VariationalSummary::new),
             components: components(model),
         }
     }

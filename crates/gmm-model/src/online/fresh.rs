@@ -3,7 +3,7 @@
 
 use nalgebra::DMatrix;
 
-use super::{BatchOutcome, OnlineEm, Scored};
+use super::{BatchOutcome, Inference, OnlineEm, Scored};
 use crate::em::{fit, EmSettings, Start};
 use crate::error::{ModelError, Result};
 use crate::estep::{EvalRequest, Evaluation};
@@ -46,24 +46,47 @@ impl OnlineEm {
 
     fn initialise(&mut self, buffer: &[f64], d: usize) -> Result<BatchOutcome> {
         let x = points_from_rows(buffer, d)?;
+        if self.settings.inference == Inference::Variational {
+            return self.initialise_variational(x);
+        }
         let fresh = self.fresh_fit(x)?;
         // Points the model cannot score are left out, as in any update.
-        let n = (x.ncols() - fresh.evaluation.unscorable().len()) as u64;
-        let scored_version = fresh.n_iter;
+        let n = x.ncols() - fresh.evaluation.unscorable().len();
         self.state.prior = fresh.prior;
-        self.state.stats = Some(fresh.stats);
-        self.state.points_seen = n;
-        self.state.model_version = scored_version + 1;
+        Ok(self.started(fresh.stats, fresh.model, n, fresh.n_iter, fresh.evaluation))
+    }
+
+    fn initialise_variational(&mut self, x: Points<'_>) -> Result<BatchOutcome> {
+        let fresh = self.fresh_variational(x)?;
+        let n = x.ncols() - fresh.evaluation.unscorable().len();
+        self.state.variational = Some(fresh.state);
+        self.posterior = Some(fresh.posterior);
+        Ok(self.started(fresh.stats, fresh.model, n, fresh.n_iter, fresh.evaluation))
+    }
+
+    /// Starts streaming with a model fitted to the `n` warm-up points in `n_iter`
+    /// iterations; the outcome scores those points under the fit.
+    fn started(
+        &mut self,
+        stats: SufficientStats,
+        model: GaussianMixture,
+        n: usize,
+        n_iter: u64,
+        evaluation: Evaluation,
+    ) -> BatchOutcome {
+        self.state.stats = Some(stats);
+        self.state.points_seen = n as u64;
+        self.state.model_version = n_iter + 1;
         self.state.batches = 1;
-        self.model = Some(fresh.model);
-        Ok(BatchOutcome {
+        self.model = Some(model);
+        BatchOutcome {
             scored: Some(Scored {
-                model_version: scored_version,
-                evaluation: fresh.evaluation,
+                model_version: n_iter,
+                evaluation,
             }),
             updated: true,
             ..BatchOutcome::default()
-        })
+        }
     }
 
     /// k-means++ seeds, Lloyd and a few batch EM iterations on `x`; then the
@@ -184,7 +207,7 @@ impl OnlineEm {
 }
 
 /// The value below which a fraction `q` of `values` lies.
-fn lower_quantile(values: &[f64], q: f64) -> f64 {
+pub(super) fn lower_quantile(values: &[f64], q: f64) -> f64 {
     let mut v = values.to_vec();
     let k = ((q * v.len() as f64) as usize).min(v.len().saturating_sub(1));
     *v.select_nth_unstable_by(k, f64::total_cmp).1

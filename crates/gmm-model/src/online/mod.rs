@@ -17,6 +17,9 @@
 
 mod fresh;
 mod reseed;
+mod variational;
+
+pub use variational::{Inference, OnlineVariational, StructureChanges, VariationalState};
 
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -31,6 +34,7 @@ use super::mixture::GaussianMixture;
 use super::mstep::{m_step, Prior};
 use super::schedule::{decay_factor, elapsed, stepwise_gamma, HalfLifeUnit, Schedule};
 use super::stats::{Scatter, SufficientStats};
+use super::variational::Posterior;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OnlineSettings {
@@ -53,6 +57,15 @@ pub struct OnlineSettings {
     /// outliers do not capture a component from the beginning. 0 keeps them all.
     #[serde(default)]
     pub warmup_trim: f64,
+    /// EM, or variational inference with up to `n_components` components. (Kept
+    /// out of this struct's serialised form, whose layout older snapshots have:
+    /// model files carry it in their `variational` extension.)
+    #[serde(skip)]
+    pub inference: Inference,
+    /// Settings of variational inference (unused under EM; serialised as
+    /// `inference`).
+    #[serde(skip)]
+    pub variational: OnlineVariational,
 }
 
 impl OnlineSettings {
@@ -73,6 +86,8 @@ impl OnlineSettings {
             map_prior: false,
             drift: DriftSettings::default(),
             warmup_trim: 0.0,
+            inference: Inference::Em,
+            variational: OnlineVariational::default(),
         }
     }
 
@@ -99,6 +114,7 @@ impl OnlineSettings {
             return Err(invalid("min_weight", "must be in [0, 0.5)"));
         }
         self.schedule.check()?;
+        self.variational.check()?;
         self.drift.check()
     }
 }
@@ -122,6 +138,10 @@ pub struct OnlineState {
     pub rebuild: Option<Vec<f64>>,
     /// Times a fresh fit replaced the model after a change.
     pub rebuilds: u64,
+    /// Variational inference only: the priors and which slots live. (Serialised
+    /// in the model file's `variational` extension, as the settings are.)
+    #[serde(skip)]
+    pub variational: Option<VariationalState>,
 }
 
 impl OnlineState {
@@ -143,6 +163,7 @@ impl OnlineState {
             reseeds: 0,
             rebuild: None,
             rebuilds: 0,
+            variational: None,
         }
     }
 }
@@ -170,12 +191,32 @@ pub struct BatchOutcome {
     pub reseeded: Vec<usize>,
     /// A fresh fit on the points since a detected change replaced the model.
     pub rebuilt: bool,
+    /// Variational inference: components born, retired and merged in this batch.
+    pub structure: StructureChanges,
+}
+
+impl BatchOutcome {
+    /// An update of the model from points that `model_version` scored.
+    fn update(model_version: u64, evaluation: Evaluation, change_detected: bool) -> Self {
+        Self {
+            scored: Some(Scored {
+                model_version,
+                evaluation,
+            }),
+            updated: true,
+            change_detected,
+            ..Self::default()
+        }
+    }
 }
 
 pub struct OnlineEm {
     settings: OnlineSettings,
     state: OnlineState,
     model: Option<GaussianMixture>,
+    /// Variational inference: the posterior that `model` is the plug-in mixture of
+    /// (derived from the statistics, never saved).
+    posterior: Option<Posterior>,
     /// Points scored below this are left out of the statistics (see
     /// [`OnlineEm::set_trim_threshold`]).
     trim: Option<f64>,
@@ -190,6 +231,7 @@ impl OnlineEm {
             settings,
             state,
             model: None,
+            posterior: None,
             trim: None,
         })
     }
@@ -203,6 +245,12 @@ impl OnlineEm {
         pseudo_count: f64,
     ) -> Result<Self> {
         settings.check()?;
+        if settings.inference == Inference::Variational {
+            return Err(invalid(
+                "inference",
+                "variational inference starts from its warm-up, not from a given model",
+            ));
+        }
         if model.n_components() != settings.n_components
             || model.covariance_type() != settings.covariance_type
         {
@@ -224,6 +272,7 @@ impl OnlineEm {
             settings,
             state,
             model: Some(model),
+            posterior: None,
             trim: None,
         })
     }
@@ -267,10 +316,12 @@ impl OnlineEm {
                 "the saved point buffers are not whole points".into(),
             ));
         }
+        let (model, posterior) = variational::restored(&settings, &state, model)?;
         Ok(Self {
             settings,
             state,
             model,
+            posterior,
             trim: None,
         })
     }
@@ -326,7 +377,10 @@ impl OnlineEm {
             }
             return self.start_from_warmup();
         }
-        self.update(x, elapsed_seconds)
+        match self.settings.inference {
+            Inference::Em => self.update(x, elapsed_seconds),
+            Inference::Variational => self.update_variational(x, elapsed_seconds),
+        }
     }
 
     /// Starts the model from whatever the warm-up buffer holds (at the end of a
@@ -478,6 +532,26 @@ impl OnlineEm {
         let step = forgotten.step;
         let reseeded = withered;
         // Commit only now: a failed step leaves the estimator as it was.
+        let scored_version = self.commit_batch(stats, drift, step, n);
+        self.state.reseeds += reseeded.len() as u64;
+        self.model = Some(next);
+        let rebuilt = self.collect_for_rebuild(x, change)?;
+        Ok(BatchOutcome {
+            reseeded,
+            rebuilt,
+            ..BatchOutcome::update(scored_version, evaluation, change)
+        })
+    }
+
+    /// Records a batch of `n` points absorbed into `stats`, with the drift state and
+    /// step it left; returns the version of the model that scored it.
+    fn commit_batch(
+        &mut self,
+        stats: SufficientStats,
+        drift: DriftState,
+        step: f64,
+        n: usize,
+    ) -> u64 {
         let scored_version = self.state.model_version;
         self.state.stats = Some(stats);
         self.state.drift = drift;
@@ -485,19 +559,7 @@ impl OnlineEm {
         self.state.batches += 1;
         self.state.points_seen += n as u64;
         self.state.model_version += 1;
-        self.state.reseeds += reseeded.len() as u64;
-        self.model = Some(next);
-        let rebuilt = self.collect_for_rebuild(x, change)?;
-        Ok(BatchOutcome {
-            scored: Some(Scored {
-                model_version: scored_version,
-                evaluation,
-            }),
-            updated: true,
-            change_detected: change,
-            reseeded,
-            rebuilt,
-        })
+        scored_version
     }
 
     fn m_step(
