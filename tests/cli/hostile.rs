@@ -320,3 +320,11 @@ fn plot_of_1e308_ends_and_far_points_are_left_out_with_a_warning() {
     );
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
 }
+
+#[test]
+fn healthcheck_refuses_a_timeout_it_cannot_wait() {
+    for timeout in ["1e300", "0", "-1", "nan", "inf"] {
+        let arg = format!("--timeout={timeout}");
+        run(&["healthcheck", &arg]).bad_input(&["--timeout"]);
+    }
+}
