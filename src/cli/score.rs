@@ -8,7 +8,7 @@ use gmm_io::RejectReason;
 use gmm_model::{points_from_rows, EvalRequest, GaussianMixture};
 
 use super::error::CliError;
-use super::input::{explain_dim, report_skipped, InputArgs, PointReader};
+use super::input::{explain_dim, report_skipped, InputArgs, Points};
 use super::model_file;
 use super::output::Output;
 use super::score_format::{RecordWriter, ScoreFormat};
@@ -68,7 +68,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let model_name = args.model.display().to_string();
     let d = model.n_features();
     args.input.check_against_model(&model_name, d)?;
-    let mut reader = PointReader::new(&args.input, Some(d))?.track_origins();
+    let mut reader = args.input.reader(Some(d))?.track_origins();
     let mut out = Output::open(&args.output)?;
     let mut writer = RecordWriter::new(
         args.output_format,
@@ -98,7 +98,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
 fn score_chunk(
     model: &GaussianMixture,
     points: &[f64],
-    reader: &mut PointReader,
+    reader: &mut Points,
     writer: &mut RecordWriter,
     out: &mut Output,
 ) -> Result<(), CliError> {

@@ -13,21 +13,13 @@ use tokio::sync::{mpsc, watch};
 
 use super::batcher::{Batch, BatchMsg};
 use super::output::{Output, ScoredBatch};
-use super::status::Counters;
 use super::DaemonError;
+use crate::http::LiveModel;
 use crate::source::chunk::{Ack, Origin, RecordMark, Rejected};
+use crate::telemetry::Counters;
 use gmm_io::{EstimatorInfo, ModelFile, Positions, Reject, RejectReason};
 use gmm_model::anomaly::AnomalyThreshold;
-use gmm_model::{points_from_rows, BatchOutcome, GaussianMixture, OnlineEm, StructureChanges};
-
-/// What the HTTP server reads: the current model and how to flag with it.
-#[derive(Clone, Debug)]
-pub struct LiveModel {
-    pub model: Arc<GaussianMixture>,
-    /// The model file of the latest update (what `/model` serves; its version and
-    /// anomaly threshold are those that scores carry).
-    pub file: Arc<ModelFile>,
-}
+use gmm_model::{points_from_rows, BatchOutcome, OnlineEm, StructureChanges};
 
 /// When snapshots are due.
 #[derive(Clone, Debug)]
@@ -163,11 +155,7 @@ impl EstimatorStage {
                 return Ok(());
             }
         };
-        let took = started.elapsed();
-        self.counters
-            .last_step_us
-            .store(took.as_micros() as u64, Relaxed);
-        metrics::histogram!(crate::http::metrics::EM_STEP_SECONDS).record(took.as_secs_f64());
+        self.counters.em_step(started.elapsed());
         self.positions = batch.positions;
         if outcome.change_detected {
             tracing::warn!("abrupt change detected: forgetting faster and refitting on new points");

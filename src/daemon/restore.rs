@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use super::DaemonError;
-use crate::config::Config;
+use crate::plan::EstimatorPlan;
 use crate::sink::SnapshotStore;
+use crate::telemetry::Chain;
 use gmm_io::{ModelFile, Positions};
 use gmm_model::anomaly::AnomalyThreshold;
 use gmm_model::OnlineEm;
@@ -20,10 +21,17 @@ pub struct Restored {
     pub n_features: Option<usize>,
 }
 
-/// The newest snapshot that restores, newer ones that do not (any decoding or state
-/// error) skipped with a warning. One that does not fit the configuration is an
+/// The state to start from; `dim` is the configured dimension (`source.dim`),
+/// which a restored model must have. The newest snapshot that restores wins;
+/// newer ones that do not (any decoding or state error: truncated, corrupted, a
+/// crafted length, an edited JSON snapshot, a state that does not hold together)
+/// are skipped with a warning. One that does not fit the configuration is an
 /// error: skipping it would throw the model away.
-pub fn restore(config: &Config, store: &SnapshotStore) -> Result<Restored, DaemonError> {
+pub fn restore(
+    plan: &EstimatorPlan,
+    dim: Option<usize>,
+    store: &SnapshotStore,
+) -> Result<Restored, DaemonError> {
     let skip = |path: &Path, reason: String| {
         tracing::warn!(path = %path.display(), %reason, "skipping an unreadable snapshot");
     };
@@ -35,38 +43,34 @@ pub fn restore(config: &Config, store: &SnapshotStore) -> Result<Restored, Daemo
                 continue;
             }
         };
-        check_fits(config, &path, &file)?;
-        match restore_from(config, &path, file) {
+        check_fits(plan, dim, &path, &file)?;
+        match restore_from(plan, &path, file) {
             Ok(restored) => return Ok(restored),
             Err(reason) => skip(&path, reason),
         }
     }
     tracing::info!(dir = %store.dir().display(), "no snapshot: starting with a warm-up");
+    let anomaly = plan.anomaly;
     Ok(Restored {
-        estimator: OnlineEm::new(config.online_settings()).map_err(DaemonError::Model)?,
-        anomaly: AnomalyThreshold::new(
-            config.scores.anomaly_quantile,
-            config.scores.anomaly_window,
-        )
-        .map_err(|e| DaemonError::Stage(e.to_string()))?,
+        estimator: OnlineEm::new(plan.online.clone()).map_err(DaemonError::Settings)?,
+        anomaly: AnomalyThreshold::new(anomaly.quantile, anomaly.window)
+            .map_err(DaemonError::Anomaly)?,
         positions: None,
         n_features: None,
     })
 }
 
 /// The estimator and threshold a snapshot holds; an error says why it is corrupt.
-fn restore_from(config: &Config, path: &Path, file: ModelFile) -> Result<Restored, String> {
-    let model = file.mixture().map_err(|e| e.to_string())?;
+fn restore_from(plan: &EstimatorPlan, path: &Path, file: ModelFile) -> Result<Restored, String> {
+    let model = file.mixture().map_err(|e| Chain(&e).to_string())?;
     let state = file.online_state().ok_or("it holds no estimator state")?;
-    let estimator = OnlineEm::restore(config.online_settings(), state, Some(model))
-        .map_err(|e| e.to_string())?;
+    let estimator = OnlineEm::restore(plan.online.clone(), state, Some(model))
+        .map_err(|e| Chain(&e).to_string())?;
     // A threshold saved with other settings starts afresh.
-    let (anomaly, _) = AnomalyThreshold::resume(
-        file.anomaly_state.clone(),
-        config.scores.anomaly_quantile,
-        config.scores.anomaly_window,
-    )
-    .map_err(|e| e.to_string())?;
+    let anomaly = plan.anomaly;
+    let (anomaly, _) =
+        AnomalyThreshold::resume(file.anomaly_state.clone(), anomaly.quantile, anomaly.window)
+            .map_err(|e| e.to_string())?;
     tracing::info!(
         path = %path.display(),
         model_version = file.model_version,
@@ -82,13 +86,20 @@ fn restore_from(config: &Config, path: &Path, file: ModelFile) -> Result<Restore
 }
 
 /// Whether a readable snapshot fits the configuration (else a start-up error).
-fn check_fits(config: &Config, path: &Path, file: &ModelFile) -> Result<(), DaemonError> {
+fn check_fits(
+    plan: &EstimatorPlan,
+    dim: Option<usize>,
+    path: &Path,
+    file: &ModelFile,
+) -> Result<(), DaemonError> {
     let incompatible = |reason: String| DaemonError::IncompatibleSnapshot {
         path: path.display().to_string(),
         reason,
     };
-    let model = file.mixture().map_err(|e| incompatible(e.to_string()))?;
-    let settings = config.online_settings();
+    let model = file
+        .mixture()
+        .map_err(|e| incompatible(Chain(&e).to_string()))?;
+    let settings = &plan.online;
     if model.n_components() != settings.n_components {
         return Err(incompatible(format!(
             "it has {} components, model.components is {}",
@@ -103,8 +114,7 @@ fn check_fits(config: &Config, path: &Path, file: &ModelFile) -> Result<(), Daem
             settings.covariance_type
         )));
     }
-    let dim = config.source.dim;
-    if dim > 0 && dim != model.n_features() {
+    if let Some(dim) = dim.filter(|&d| d != model.n_features()) {
         return Err(incompatible(format!(
             "it has {} features, source.dim is {dim}",
             model.n_features()

@@ -1,9 +1,12 @@
-//! The daemon's HTTP server (CONTRACT "HTTP"): `/healthz`, `/readyz`, `/metrics`,
-//! `/model` and `POST /score`. It reads the model the estimator publishes and never
-//! blocks it; scoring large bodies runs off the reactor. `/model` and `/score`
+//! The daemon's HTTP server (`docs/reference.md`, "HTTP API"): `/healthz`,
+//! `/readyz`, `/metrics`, `/model` and `POST /score`. It reads the model the
+//! estimator publishes ([`LiveModel`]) and the counters ([`Counters`]), and never
+//! blocks either; scoring large bodies runs off the reactor. `/model` and `/score`
 //! reveal the data's distribution, so an optional bearer token guards them.
+//! The daemon starts it; it knows nothing of the pipeline. Its limits against
+//! careless and hostile clients are in [`serve`] (connections) and [`score`]
+//! (what one request may cost).
 
-pub mod metrics;
 mod points;
 mod serve;
 
@@ -24,14 +27,24 @@ use tokio::time::Instant;
 use self::points::BodyError;
 pub use self::serve::{serve, ConnectionLimits};
 
-use crate::daemon::estimator::LiveModel;
-use crate::daemon::status::Counters;
-use crate::sink::scores::ScoreRecord;
+use crate::sink::{ScoreRecord, SinkRecord};
+use crate::telemetry::{metrics, Chain, Counters};
+use gmm_io::ModelFile;
 use gmm_model::{points_from_rows, EvalRequest, Evaluation, GaussianMixture};
 
 /// Points scored at a time for one request: the responsibilities of a chunk, not of
 /// the whole request, are held at once.
 const SCORE_CHUNK: usize = 4096;
+
+/// What the server reads: the current model and how to flag with it. The
+/// estimator publishes a new one after every update.
+#[derive(Clone, Debug)]
+pub struct LiveModel {
+    pub model: Arc<GaussianMixture>,
+    /// The model file of the latest update (what `/model` serves; its version and
+    /// anomaly threshold are those that scores carry).
+    pub file: Arc<ModelFile>,
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -121,7 +134,7 @@ async fn model(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("cannot encode the model: {e}"),
+            &format!("cannot encode the model: {}", Chain(&e)),
         ),
     }
 }
@@ -150,19 +163,17 @@ async fn score(State(state): State<AppState>, headers: HeaderMap, body: Body) ->
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         return busy;
     };
-    let body =
-        match tokio::time::timeout_at(deadline, read_body(&headers, body, state.max_body_bytes))
-            .await
-        {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(refused)) => return refused,
-            Err(_) => {
-                return error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "the body did not arrive within http.request_timeout_ms",
-                )
-            }
-        };
+    let read = read_body(&headers, body, state.max_body_bytes);
+    let body = match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(refused)) => return refused,
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body did not arrive within http.request_timeout_ms",
+            )
+        }
+    };
     let (max_abs, max_points) = (state.max_abs_value, state.max_score_points);
     let scored = tokio::task::spawn_blocking(move || {
         // The turn ends when the scoring does, even if the client has gone.
@@ -230,13 +241,10 @@ fn score_body(
             if c > 0 || j > 0 {
                 out.push(b',');
             }
-            ScoreRecord::from_evaluation(
-                &evaluation,
-                j,
-                live.file.model_version,
-                live.file.anomaly_threshold,
-            )
-            .write_json(&mut out);
+            let record = ScoreRecord::from_evaluation(&evaluation, j, live.file.anomaly_threshold)
+                .by_model(live.file.model_version);
+            // Numbers, strings and bools into a Vec: serialization cannot fail.
+            let _ = record.write_json(&mut out);
         }
     }
     out.extend_from_slice(b"]\n");
@@ -287,7 +295,6 @@ fn error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": message }).to_string() + "\n";
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The connection limits (`[http]`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
@@ -41,6 +41,8 @@ pub async fn serve(
     limits: ConnectionLimits,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
+    // Install the metrics recorder before events (EM step latencies) are recorded.
+    let _ = crate::telemetry::metrics::handle();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();

@@ -1,4 +1,4 @@
-//! The model file (CONTRACT "The model file"): JSON, or a checksummed binary form
+//! The model file (`docs/reference.md`, "The model file"): JSON, or a checksummed binary form
 //! with the same content.
 //!
 //! Binary layout: the 16-byte magic `GMM-STREAM-MODEL`, the format version (u32 LE),
@@ -28,7 +28,7 @@ const CHECKSUM_LEN: usize = 4;
 
 #[derive(Debug, Error)]
 pub enum FormatError {
-    #[error("not valid model JSON: {0}")]
+    #[error("not valid model JSON")]
     Json(#[from] serde_json::Error),
     #[error("not a gmm-stream model file (neither JSON nor the binary magic)")]
     NotAModel,
@@ -51,14 +51,17 @@ pub enum FormatError {
     Encode(String),
     #[error("the model file is inconsistent: {0}")]
     Inconsistent(String),
-    #[error("the model file holds an invalid mixture: {0}")]
+    #[error("the model file holds an invalid mixture")]
     Invalid(#[from] ModelError),
 }
 
 /// Which form a model file takes: JSON when the path ends in `.json`, else binary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// In settings (`snapshot.format`): `json` or `bin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Encoding {
     Json,
+    #[serde(rename = "bin")]
     Binary,
 }
 
@@ -67,6 +70,18 @@ impl Encoding {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("json") => Self::Json,
             _ => Self::Binary,
+        }
+    }
+
+    /// The form of a file's bytes, told by their start: the binary magic, or a
+    /// JSON object. None: neither, not a model file.
+    pub fn of_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(MAGIC) {
+            Some(Self::Binary)
+        } else if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            Some(Self::Json)
+        } else {
+            None
         }
     }
 }
@@ -318,14 +333,14 @@ impl ModelFile {
 
     /// Reads either form, recognised by its first bytes, and validates the mixture.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
-        let file = if bytes.starts_with(MAGIC) {
-            Self::from_binary(bytes)?
-        } else if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            let file = serde_json::from_slice(bytes)?;
-            crate::json_checksum::verify(bytes, &file)?;
-            file
-        } else {
-            return Err(FormatError::NotAModel);
+        let file = match Encoding::of_bytes(bytes) {
+            Some(Encoding::Binary) => Self::from_binary(bytes)?,
+            Some(Encoding::Json) => {
+                let file = serde_json::from_slice(bytes)?;
+                crate::json_checksum::verify(bytes, &file)?;
+                file
+            }
+            None => return Err(FormatError::NotAModel),
         };
         file.mixture()?;
         Ok(file)
@@ -547,15 +562,23 @@ mod tests {
         let mut v: serde_json::Value =
             serde_json::from_slice(&good.to_json().expect("json")).expect("parse");
         v["weights"] = serde_json::json!([0.5, 0.7]);
+        // The reason is the error's cause: "invalid mixture: weights ... sum to".
+        let reason = |err: FormatError| {
+            let cause = std::error::Error::source(&err).map(|c| c.to_string());
+            format!("{err}: {}", cause.unwrap_or_default())
+        };
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("weights");
-        assert!(err.to_string().contains("sum to"), "{err}");
+        let err = reason(err);
+        assert!(err.contains("sum to"), "{err}");
         v["weights"] = serde_json::json!([0.5, 0.5]);
         v["covariances"] = serde_json::json!([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("indefinite");
-        assert!(err.to_string().contains("positive definite"), "{err}");
+        let err = reason(err);
+        assert!(err.contains("positive definite"), "{err}");
         v["covariances"] = serde_json::json!([1.0, 2.0]);
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("layout");
-        assert!(err.to_string().contains("tied layout"), "{err}");
+        let err = reason(err);
+        assert!(err.contains("tied layout"), "{err}");
         v["version"] = serde_json::json!(2);
         assert!(matches!(
             ModelFile::from_bytes(v.to_string().as_bytes()),
