@@ -12,6 +12,7 @@ mod cli {
     mod fit;
     mod hostile;
     mod inspect;
+    mod minimal_model;
     mod plot;
     mod progress;
     mod sample;

@@ -421,13 +421,10 @@ impl Config {
             min_weight: e.min_weight,
             map_prior: e.map_prior,
             drift: e.drift,
-            // With anomaly trimming, the warm-up also leaves out its least likely
-            // points: at least 1 %, or the anomaly quantile when that is larger.
-            warmup_trim: if e.trim_anomalies {
-                self.scores.anomaly_quantile.max(0.01)
-            } else {
-                0.0
-            },
+            warmup_trim: OnlineSettings::warmup_trim_for(
+                e.trim_anomalies,
+                self.scores.anomaly_quantile,
+            ),
             inference: e.inference,
             variational: e.variational.settings(),
         }

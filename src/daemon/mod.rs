@@ -42,7 +42,7 @@ use crate::telemetry::{status, Counters};
 use batcher::Batcher;
 use estimator::{EstimatorStage, SnapshotPolicy};
 use gmm_model::anomaly::AnomalyError;
-use gmm_model::ModelError;
+use gmm_model::{ModelError, StreamEstimator};
 use output::OutputStage;
 
 /// Capacities of the channels between stages, in messages.
@@ -192,14 +192,16 @@ pub async fn run_plan(plan: Plan, cancel: CancellationToken) -> Result<(), Daemo
 
     let scores = Sink::open(&plan.scores, "scores", producer.as_ref())?;
     let estimator = EstimatorStage {
-        estimator: restored.estimator,
-        anomaly: restored.anomaly,
+        stream: StreamEstimator {
+            em: restored.estimator,
+            anomaly: restored.anomaly,
+            trim_anomalies: plan.estimator.trim_anomalies,
+        },
         positions: source.positions.clone(),
         policy: SnapshotPolicy {
             every_points: snapshots.every_points,
             every_seconds: snapshots.every_seconds,
         },
-        trim_anomalies: plan.estimator.trim_anomalies,
         scores: !scores.is_none(),
         counters: counters.clone(),
         live: live_tx,

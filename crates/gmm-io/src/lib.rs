@@ -18,6 +18,7 @@ mod points;
 mod positions;
 pub mod records;
 mod reject;
+mod stream_file;
 
 pub use bounded::{read_model, ReadModelError, MAX_MODEL_BYTES};
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};

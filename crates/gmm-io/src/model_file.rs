@@ -119,6 +119,28 @@ pub struct BatchInfo {
 pub enum EstimatorInfo {
     Batch(BatchInfo),
     Online(#[bincode(with_serde)] OnlineSettings),
+    /// The file names no estimator (a model written by another tool). Last, so the
+    /// binary form's variant numbers of the others stay what they were.
+    Unspecified,
+}
+
+impl EstimatorInfo {
+    pub fn is_unspecified(&self) -> bool {
+        matches!(self, Self::Unspecified)
+    }
+}
+
+/// `estimator` on input: absent, `null` or an object without `kind` (`{}`) is
+/// [`EstimatorInfo::Unspecified`]; an object with a `kind` must be a whole one.
+fn estimator_or_unspecified<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<EstimatorInfo, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let named = value.as_object().is_some_and(|o| o.contains_key("kind"));
+    if value.is_null() || (value.is_object() && !named) {
+        return Ok(EstimatorInfo::Unspecified);
+    }
+    EstimatorInfo::deserialize(value).map_err(serde::de::Error::custom)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
@@ -132,11 +154,17 @@ pub struct ModelFile {
     pub weights: Vec<f64>,
     pub means: Vec<Vec<f64>>,
     pub covariances: CovarianceValues,
+    // Only the fields above are required on input: a model written by another tool
+    // (scikit-learn's parameters) loads everywhere. Absent, the rest are zero, empty
+    // or unspecified.
     /// Points absorbed since the model was born (never decayed).
+    #[serde(default)]
     pub points_seen: u64,
     /// +1 at every M-step.
+    #[serde(default)]
     pub model_version: u64,
-    /// RFC 3339.
+    /// RFC 3339; empty when the file does not say.
+    #[serde(default)]
     pub updated_at: String,
     /// Log-density below which a point is flagged as an anomaly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +173,11 @@ pub struct ModelFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[bincode(with_serde)]
     pub anomaly_state: Option<AnomalyThreshold>,
+    #[serde(
+        default = "unspecified",
+        deserialize_with = "estimator_or_unspecified",
+        skip_serializing_if = "EstimatorInfo::is_unspecified"
+    )]
     pub estimator: EstimatorInfo,
     /// The online estimator's state, so a restored model continues exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,7 +256,7 @@ impl ModelFile {
                 self.extensions.restore_settings(&mut s);
                 Some(s)
             }
-            EstimatorInfo::Batch(_) => None,
+            EstimatorInfo::Batch(_) | EstimatorInfo::Unspecified => None,
         }
     }
 
@@ -366,9 +399,8 @@ impl ModelFile {
         if crc32fast::hash(&bytes[..body_end]) != stored {
             return Err(FormatError::Checksum);
         }
-        let (file, used): (Self, usize) =
-            crate::bounded::decode_bincode(&bytes[HEADER_LEN..body_end])
-                .map_err(|e| FormatError::Decode(e.to_string()))?;
+        let (file, used): (Self, usize) = crate::bounded::decode_bincode(&bytes[HEADER_LEN..body_end])
+            .map_err(|e| FormatError::Decode(e.to_string()))?;
         if used != body_end - HEADER_LEN {
             return Err(FormatError::Decode(
                 "trailing bytes after the payload".into(),
@@ -384,6 +416,10 @@ pub(crate) fn declared_length(bytes: &[u8]) -> Option<u64> {
     let header = bytes.get(..HEADER_LEN).filter(|h| h.starts_with(MAGIC))?;
     let payload = u64::from_le_bytes(le_array(&header[20..28]));
     payload.checked_add((HEADER_LEN + CHECKSUM_LEN) as u64)
+}
+
+fn unspecified() -> EstimatorInfo {
+    EstimatorInfo::Unspecified
 }
 
 /// Copies a slice of known length into an array (lengths are checked by the caller).
@@ -584,6 +620,74 @@ mod tests {
             ModelFile::from_bytes(v.to_string().as_bytes()),
             Err(FormatError::UnsupportedVersion(2))
         ));
+    }
+
+    /// The mixture fields alone, as another tool writes them.
+    fn minimal_json() -> serde_json::Value {
+        serde_json::json!({
+            "format": "gmm-stream.model",
+            "version": 1,
+            "covariance_type": "spherical",
+            "n_components": 2,
+            "n_features": 2,
+            "weights": [0.4, 0.6],
+            "means": [[0.0, 1.0], [5.0, -2.0]],
+            "covariances": [1.5, 0.25]
+        })
+    }
+
+    #[test]
+    fn the_mixture_fields_alone_are_a_model_file() {
+        let file = ModelFile::from_bytes(minimal_json().to_string().as_bytes()).expect("loads");
+        assert_eq!(file.estimator, EstimatorInfo::Unspecified);
+        assert_eq!((file.points_seen, file.model_version), (0, 0));
+        assert!(file.updated_at.is_empty() && file.state.is_none());
+        assert_eq!(file.mixture().expect("valid").n_components(), 2);
+        // Written back, it stays minimal: no estimator object is made up.
+        let again: serde_json::Value =
+            serde_json::from_slice(&file.to_json().expect("json")).expect("parse");
+        assert!(again.get("estimator").is_none(), "{again}");
+        let bin = file.to_binary().expect("bin");
+        assert_eq!(ModelFile::from_bytes(&bin).expect("bin loads"), file);
+    }
+
+    #[test]
+    fn an_estimator_without_kind_is_unspecified_and_a_wrong_kind_is_refused() {
+        for empty in [serde_json::json!({}), serde_json::Value::Null] {
+            let mut v = minimal_json();
+            v["estimator"] = empty;
+            let file = ModelFile::from_bytes(v.to_string().as_bytes()).expect("loads");
+            assert_eq!(file.estimator, EstimatorInfo::Unspecified);
+        }
+        let mut v = minimal_json();
+        v["estimator"] = serde_json::json!({"kind": "magic"});
+        let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("bad kind");
+        assert!(chain(&err).contains("magic"), "{}", chain(&err));
+        v["estimator"] = serde_json::json!({"kind": "batch", "max_iter": 3});
+        let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("half a batch");
+        assert!(chain(&err).contains("missing field"), "{}", chain(&err));
+    }
+
+    /// The error and its causes, as the CLI prints them.
+    fn chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut cause = err.source();
+        while let Some(c) = cause {
+            text = format!("{text}: {c}");
+            cause = c.source();
+        }
+        text
+    }
+
+    /// A binary file written before `Unspecified` existed (the committed fixture)
+    /// loads, and encodes to the same bytes again.
+    #[test]
+    fn binary_files_from_before_optional_fields_keep_their_bytes() {
+        let old: &[u8] = include_bytes!("testdata/batch_model_v1.bin");
+        let file = ModelFile::from_bytes(old).expect("an earlier file loads");
+        assert!(matches!(&file.estimator, EstimatorInfo::Batch(b) if b.n_iter == 12));
+        assert_eq!((file.points_seen, file.model_version), (500, 12));
+        assert_eq!(file.to_binary().expect("bin"), old);
     }
 
     /// A binary snapshot written before the variational extensions existed (the

@@ -30,9 +30,9 @@ mod simd;
 mod stats;
 mod variational;
 
-pub use covariance::{CovarianceType, Covariances};
+pub use covariance::{CovarianceType, Covariances, Factors as PrecisionFactors};
 pub use drift::{BatchLevel, DriftSettings, DriftState};
-pub use em::{em_step, fit, EmSettings, FitReport, Iteration, Start};
+pub use em::{em_step, fit, resume, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
 pub use estep::{most_responsible, EvalRequest, Evaluation};
 pub use far::{first_out_of_range, gross_outliers, FAR_SIGMAS, MAX_ABS_COORDINATE};
@@ -41,8 +41,8 @@ pub use linalg::{points_from_rows, Points};
 pub use mixture::GaussianMixture;
 pub use mstep::{m_step, Prior};
 pub use online::{
-    BatchOutcome, Inference, OnlineEm, OnlineSettings, OnlineState, OnlineVariational, Scored,
-    StructureChanges, VariationalState,
+    Absorbed, BatchOutcome, Inference, OnlineEm, OnlineSettings, OnlineState, OnlineVariational,
+    Scored, StreamEstimator, StructureChanges, VariationalState,
 };
 pub use schedule::{decay_factor, stepwise_gamma, HalfLifeUnit, Schedule};
 pub use stats::{Scatter, SufficientStats};
