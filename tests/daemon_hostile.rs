@@ -261,3 +261,45 @@ fn an_edited_json_snapshot_and_a_crafted_binary_one_are_skipped() {
     );
     assert_eq!(got.snapshot.points_seen, 12_000);
 }
+
+#[test]
+fn a_replaced_file_is_refused_and_a_grown_one_resumes() {
+    // The issue's reproduction: a file source resumed at the snapshot's byte offset
+    // in a longer file put in its place skipped that many bytes silently, exit 0.
+    let work = Workdir::new();
+    let input = work.path("points.csv");
+    let first = three_clusters(6_000, 1.0, |_| None);
+    std::fs::write(&input, &first).expect("write");
+    let start = run(&work, "r", &input, "csv", &[]);
+    assert_eq!(start.snapshot.points_seen, 6_000);
+    let identity = start.snapshot.extensions.source_file.expect("an identity");
+    assert_eq!(identity.offset, first.len() as u64);
+
+    // Appended to: the same file, resumed where it stopped.
+    let mut grown = first.clone();
+    grown.push_str(&three_clusters(9_000, 1.0, |_| None)[first.len()..]);
+    std::fs::write(&input, &grown).expect("append");
+    let resumed = run(&work, "r", &input, "csv", &[]);
+    assert_eq!(resumed.snapshot.points_seen, 9_000, "{}", resumed.stderr);
+
+    // Replaced by another, longer file: refused, naming the file and the way out.
+    let other = three_clusters(20_000, 2.0, |_| None);
+    std::fs::write(&input, &other).expect("replace");
+    let config = work.config_file(
+        "replaced.toml",
+        &file_config(&input, "csv", &work.path("r-snapshots"), ""),
+    );
+    let output = run_binary(&config, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("points.csv"), "{stderr}");
+    assert!(stderr.contains("replaced or edited"), "{stderr}");
+    // Nothing was absorbed from it: the newest snapshot is the one before.
+    let newest = store(&work.path("r-snapshots"))
+        .load_newest()
+        .expect("list")
+        .newest
+        .expect("a snapshot")
+        .1;
+    assert_eq!(newest.points_seen, 9_000);
+}

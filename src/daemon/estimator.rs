@@ -17,7 +17,7 @@ use super::DaemonError;
 use crate::http::LiveModel;
 use crate::source::chunk::{Ack, Origin, RecordMark, Rejected};
 use crate::telemetry::Counters;
-use gmm_io::{ModelFile, Positions, Reject, RejectReason};
+use gmm_io::{FileIdentity, ModelFile, Positions, Reject, RejectReason};
 use gmm_model::{points_from_rows, Absorbed, StreamEstimator, StructureChanges};
 
 /// When snapshots are due.
@@ -264,18 +264,35 @@ impl EstimatorStage {
     /// Sends a snapshot of the current state; `ack` is answered once it is durable
     /// and committed (at once during the warm-up, when there is nothing to save).
     fn snapshot(&mut self, ack: Option<Ack>) -> Result<(), DaemonError> {
-        let Some(file) = self.model_file(true) else {
+        let Some(mut file) = self.model_file(true) else {
             if let Some(ack) = ack {
                 let _ = ack.send(());
             }
             return Ok(());
         };
+        file.extensions.source_file = self.file_identity();
         self.output
             .blocking_send(Output::Snapshot {
                 file: Box::new(file),
                 ack,
             })
             .map_err(|_| DaemonError::OutputGone)
+    }
+
+    /// For a file source, the identity of the bytes before its offset, so that a
+    /// restart can tell the file was replaced (docs/reference.md, "Resuming a
+    /// file"). Unreadable now (moved away), the snapshot goes without it.
+    fn file_identity(&self) -> Option<FileIdentity> {
+        let Positions::File { path, offset } = &self.positions else {
+            return None;
+        };
+        match FileIdentity::of_path(std::path::Path::new(path), *offset) {
+            Ok(identity) => Some(identity),
+            Err(e) => {
+                tracing::warn!(path, offset, error = %e, "cannot read the file's first bytes for the snapshot: a restart will not be able to tell whether it was replaced");
+                None
+            }
+        }
     }
 
     /// The model file of the current state (None during the warm-up); with the

@@ -8,7 +8,7 @@ use super::DaemonError;
 use crate::plan::EstimatorPlan;
 use crate::sink::SnapshotStore;
 use crate::telemetry::Chain;
-use gmm_io::{ModelFile, Positions};
+use gmm_io::{FileIdentity, ModelFile, Positions};
 use gmm_model::anomaly::AnomalyThreshold;
 use gmm_model::OnlineEm;
 
@@ -17,6 +17,8 @@ pub struct Restored {
     pub anomaly: AnomalyThreshold,
     /// Where the snapshot says the next unread point is.
     pub positions: Option<Positions>,
+    /// The file source's identity at those positions, when the snapshot has one.
+    pub source_file: Option<FileIdentity>,
     /// The restored model's dimension, which incoming points must have.
     pub n_features: Option<usize>,
 }
@@ -56,6 +58,7 @@ pub fn restore(
         anomaly: AnomalyThreshold::new(anomaly.quantile, anomaly.window)
             .map_err(DaemonError::Anomaly)?,
         positions: None,
+        source_file: None,
         n_features: None,
     })
 }
@@ -81,6 +84,7 @@ fn restore_from(plan: &EstimatorPlan, path: &Path, file: ModelFile) -> Result<Re
         estimator,
         anomaly,
         positions: file.positions,
+        source_file: file.extensions.source_file,
         n_features: Some(file.n_features as usize),
     })
 }

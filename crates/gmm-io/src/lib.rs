@@ -8,11 +8,10 @@
 //! [`RecordDecoder`]: the daemon's sources, and [`PointReader`] / [`read_all`] for
 //! a finite input.
 
-mod bounded;
 pub mod decode;
 mod extensions;
+mod file_identity;
 mod format;
-mod json_checksum;
 mod model_file;
 mod points;
 mod positions;
@@ -20,10 +19,11 @@ pub mod records;
 mod reject;
 mod stream_file;
 
-pub use bounded::{read_model, ReadModelError, MAX_MODEL_BYTES};
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
 pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
+pub use file_identity::FileIdentity;
 pub use format::{Format, UnknownFormat};
+pub use model_file::bounded::{read_model, ReadModelError, MAX_MODEL_BYTES};
 pub use model_file::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, FORMAT_NAME,
     FORMAT_VERSION,

@@ -13,10 +13,9 @@ pub enum ModelError {
 
     #[error(
         "{what} holds {value:e}, beyond ±{max:e}, the largest coordinate the estimator \
-         accepts",
-        max = crate::far::MAX_ABS_COORDINATE
+         accepts"
     )]
-    OutOfRange { what: String, value: f64 },
+    OutOfRange { what: String, value: f64, max: f64 },
 
     #[error("invalid weights: {0}")]
     InvalidWeights(String),

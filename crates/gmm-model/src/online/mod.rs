@@ -31,7 +31,7 @@ use super::covariance::{CovarianceType, Covariances};
 use super::drift::{BatchLevel, DriftSettings, DriftState};
 use super::error::{finite_at_least, invalid, ModelError, Result};
 use super::estep::{EvalRequest, Evaluation};
-use super::far::first_out_of_range;
+use super::far::{first_out_of_range, MAX_ABS_COORDINATE};
 use super::linalg::Points;
 use super::mixture::GaussianMixture;
 use super::mstep::{m_step, Prior};
@@ -431,6 +431,7 @@ impl OnlineEm {
             Some((_, value)) => Err(ModelError::OutOfRange {
                 what: "the batch".into(),
                 value,
+                max: MAX_ABS_COORDINATE,
             }),
             None => Ok(()),
         }

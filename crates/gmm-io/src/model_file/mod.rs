@@ -7,6 +7,9 @@
 //!
 //! Only bytes are handled here; reading and writing files is the caller's business.
 
+pub(crate) mod bounded;
+mod json_checksum;
+
 use bincode::{Decode, Encode};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -359,7 +362,7 @@ impl ModelFile {
     /// is skipped rather than trusted.
     pub fn encode_checked(&self, encoding: Encoding) -> Result<Vec<u8>, FormatError> {
         match encoding {
-            Encoding::Json => crate::json_checksum::to_json_with_checksum(self),
+            Encoding::Json => json_checksum::to_json_with_checksum(self),
             Encoding::Binary => self.to_binary(),
         }
     }
@@ -370,7 +373,7 @@ impl ModelFile {
             Some(Encoding::Binary) => Self::from_binary(bytes)?,
             Some(Encoding::Json) => {
                 let file = serde_json::from_slice(bytes)?;
-                crate::json_checksum::verify(bytes, &file)?;
+                json_checksum::verify(bytes, &file)?;
                 file
             }
             None => return Err(FormatError::NotAModel),
@@ -399,7 +402,7 @@ impl ModelFile {
         if crc32fast::hash(&bytes[..body_end]) != stored {
             return Err(FormatError::Checksum);
         }
-        let (file, used): (Self, usize) = crate::bounded::decode_bincode(&bytes[HEADER_LEN..body_end])
+        let (file, used): (Self, usize) = bounded::decode_bincode(&bytes[HEADER_LEN..body_end])
             .map_err(|e| FormatError::Decode(e.to_string()))?;
         if used != body_end - HEADER_LEN {
             return Err(FormatError::Decode(
@@ -683,7 +686,7 @@ mod tests {
     /// loads, and encodes to the same bytes again.
     #[test]
     fn binary_files_from_before_optional_fields_keep_their_bytes() {
-        let old: &[u8] = include_bytes!("testdata/batch_model_v1.bin");
+        let old: &[u8] = include_bytes!("../testdata/batch_model_v1.bin");
         let file = ModelFile::from_bytes(old).expect("an earlier file loads");
         assert!(matches!(&file.estimator, EstimatorInfo::Batch(b) if b.n_iter == 12));
         assert_eq!((file.points_seen, file.model_version), (500, 12));
@@ -695,10 +698,38 @@ mod tests {
     /// and a file without extensions still encodes to exactly those bytes.
     #[test]
     fn snapshots_from_before_the_extensions_load_and_keep_their_bytes() {
-        let old: &[u8] = include_bytes!("testdata/em_snapshot_v1.bin");
+        let old: &[u8] = include_bytes!("../testdata/em_snapshot_v1.bin");
         let back = ModelFile::from_bytes(old).expect("an earlier snapshot loads");
         assert_eq!(back, file_with_state());
         assert_eq!(file_with_state().to_binary().expect("bin"), old);
+    }
+
+    /// A file source's identity travels after the other extensions in the binary
+    /// form, and under `source_file` in JSON; a file without one keeps its bytes.
+    #[test]
+    fn a_source_files_identity_round_trips_in_both_forms() {
+        let mut file = file_with_state();
+        file.positions = Some(Positions::file(std::path::Path::new("points.csv"), 386_679));
+        let without = file.to_binary().expect("bin");
+        file.extensions.source_file = Some(crate::FileIdentity {
+            offset: 386_679,
+            head_crc32: 0xDEAD_BEEF,
+            tail_crc32: 7,
+        });
+        let bin = file.to_binary().expect("bin");
+        assert_eq!(ModelFile::from_bytes(&bin).expect("bin loads"), file);
+        assert!(bin.len() > without.len());
+        let json = file.to_json().expect("json");
+        assert_eq!(ModelFile::from_bytes(&json).expect("json loads"), file);
+        let v: serde_json::Value = serde_json::from_slice(&json).expect("parse");
+        assert_eq!(v["source_file"]["offset"], 386_679);
+        assert_eq!(v["positions"]["file"]["offset"], 386_679);
+        // With a variational extension before it, too.
+        let mut online = OnlineSettings::new(2);
+        online.inference = gmm_model::Inference::Variational;
+        file.extensions.record_online(&online, 2, None);
+        let bin = file.to_binary().expect("bin");
+        assert_eq!(ModelFile::from_bytes(&bin).expect("bin loads"), file);
     }
 
     /// A variational fit's `bayesian` object and an online variational snapshot's
