@@ -13,6 +13,7 @@ mod cli {
     mod hostile;
     mod inspect;
     mod minimal_model;
+    mod outputs;
     mod plot;
     mod progress;
     mod sample;
