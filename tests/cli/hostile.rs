@@ -312,3 +312,63 @@ fn healthcheck_refuses_a_timeout_it_cannot_wait() {
         run(&["healthcheck", &arg]).bad_input(&["--timeout"]);
     }
 }
+
+/// The settings that passed validation and then panicked or exited 1, and
+/// the other numbers a user controls: each is refused when the configuration is
+/// loaded, exit 2, naming its key, before anything starts.
+#[test]
+fn every_numeric_setting_is_checked_when_the_configuration_loads() {
+    let dir = tempdir();
+    let snapshots = dir.path().join("snapshots");
+    let cases: &[(&str, &str)] = &[
+        ("source.generator.rate=1e-300", "source.generator.rate"),
+        ("source.generator.rate=1e300", "source.generator.rate"),
+        ("log.status_every_seconds=1e300", "log.status_every_seconds"),
+        ("log.status_every_seconds=-1", "log.status_every_seconds"),
+        ("snapshot.every_seconds=1e300", "snapshot.every_seconds"),
+        ("source.generator.spread=1e308", "source.generator.spread"),
+        (
+            "source.generator.drift_per_10k=1e308",
+            "source.generator.drift_per_10k",
+        ),
+        (
+            "source.generator.jump_size=inf",
+            "source.generator.jump_size",
+        ),
+        ("source.generator.dim=100000", "source.generator"),
+        ("http.listen=notanaddr", "http.listen"),
+        ("estimator.batch_size=100000000000", "estimator.batch_size"),
+        (
+            "estimator.batch_timeout_ms=18446744073709551615",
+            "estimator.batch_timeout_ms",
+        ),
+        (
+            "estimator.warmup_points=100000000000",
+            "estimator.warmup_points",
+        ),
+        (
+            "scores.anomaly_window=100000000000",
+            "scores.anomaly_window",
+        ),
+        ("source.max_abs_value=1e308", "source.max_abs_value"),
+        ("http.request_timeout_ms=0", "http.request_timeout_ms"),
+    ];
+    for (set, key) in cases {
+        let out = run_within(
+            &[
+                "run",
+                "--set",
+                "source.kind=generator",
+                "--set",
+                &format!("snapshot.dir={}", snapshots.display()),
+                "--set",
+                set,
+            ],
+            QUICK,
+        );
+        assert_eq!(out.code, 2, "{set}: {}", out.stderr);
+        assert!(out.stderr.contains(key), "{set}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{set}: {}", out.stderr);
+        assert!(!snapshots.exists(), "{set}: nothing started");
+    }
+}
