@@ -197,3 +197,20 @@ def test_far_points_in_the_warm_up_leave_the_online_model_as_without_them(x):
     order = lambda m: m[np.lexsort(m.T[::-1])]
     np.testing.assert_allclose(order(with_far.means_), order(without.means_), atol=0.05)
     assert np.all(np.isfinite(with_far.covariances_))
+
+
+def test_a_point_the_online_model_cannot_score_is_a_value_error_naming_it():
+    # Covariances of 1e-152: a point at 1e99 has a squared distance beyond f64 and
+    # no finite log-density (gmm-stream's unscorable). As in the daemon, the rest
+    # of its batch is absorbed; the point is left out and named.
+    rng = np.random.default_rng(0)
+    est = gmm_stream.OnlineGaussianMixture(
+        n_components=1, reg_covar=0.0, warmup_points=100, batch_size=50, random_state=0
+    )
+    est.partial_fit(rng.normal(size=(200, 2)) * 1e-76)
+    bad = rng.normal(size=(100, 2)) * 1e-76
+    bad[37] = 1e99
+    with pytest.raises(ValueError, match=r"X\[37\] cannot be scored finitely by the model"):
+        est.partial_fit(bad)
+    assert est.points_seen_ == 299
+    assert np.all(np.isfinite(est.means_)) and np.all(np.abs(est.means_) < 1e-70)
