@@ -214,3 +214,21 @@ def test_a_point_the_online_model_cannot_score_is_a_value_error_naming_it():
         est.partial_fit(bad)
     assert est.points_seen_ == 299
     assert np.all(np.isfinite(est.means_)) and np.all(np.abs(est.means_) < 1e-70)
+
+
+def test_save_follows_links_and_writes_devices_in_place(x, tmp_path):
+    import errno
+    import os
+
+    gm = gmm_stream.GaussianMixture(n_components=3, random_state=0).fit(x)
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "latest.json"
+    os.symlink("real/model.json", link)
+    gm.save(link)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(gmm_stream.load(tmp_path / "real" / "model.json").means_, gm.means_)
+    gm.save("/dev/null")
+    assert not os.path.isfile("/dev/null")
+    with pytest.raises(OSError) as e:
+        gm.save("/dev/full")
+    assert e.value.errno == errno.ENOSPC
