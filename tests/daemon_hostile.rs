@@ -274,6 +274,21 @@ fn a_replaced_file_is_refused_and_a_grown_one_resumes() {
     assert_eq!(start.snapshot.points_seen, 6_000);
     let identity = start.snapshot.extensions.source_file.expect("an identity");
     assert_eq!(identity.offset, first.len() as u64);
+    let newest = std::fs::read_dir(work.path("r-snapshots"))
+        .expect("snapshots")
+        .map(|e| e.expect("entry").path())
+        .max()
+        .expect("a snapshot");
+    let shown = binary()
+        .arg("inspect")
+        .arg(&newest)
+        .output()
+        .expect("inspect");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains(&format!("identity at byte {}", first.len())),
+        "{shown}"
+    );
 
     // Appended to: the same file, resumed where it stopped.
     let mut grown = first.clone();
