@@ -3,7 +3,9 @@
 # with TLS) and the daemon; the runtime image is Debian slim with a non-root user.
 #   docker build -t gmm-stream .
 #   docker run -p 9464:9464 -v gmm-data:/var/lib/gmm-stream \
-#       -e GMM_STREAM__KAFKA__BROKERS=broker:9092 gmm-stream
+#       -e GMM_STREAM__KAFKA__BROKERS=broker:9092 -e GMM_STREAM_HTTP_TOKEN=... gmm-stream
+# (the image listens on 0.0.0.0: without a token, or http.allow_unauthenticated,
+# it refuses to start)
 # The build steps live in scripts/build-release.sh, which CI runs and checks
 # (scripts/check-image.sh), so they cannot rot.
 

@@ -10,8 +10,10 @@ mod cli {
     mod bayesian;
     mod errors;
     mod fit;
+    mod hostile;
     mod inspect;
     mod minimal_model;
+    mod outputs;
     mod plot;
     mod progress;
     mod sample;

@@ -95,6 +95,13 @@ fn get(url: &str, token: Option<&str>) -> (u16, String) {
     status_and_body(req.call())
 }
 
+fn get_with(url: &str, authorization: &str) -> (u16, String) {
+    let req = ureq::get(url)
+        .timeout(Duration::from_secs(10))
+        .set("Authorization", authorization);
+    status_and_body(req.call())
+}
+
 fn post(url: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
     let mut req = ureq::post(url)
         .timeout(Duration::from_secs(10))
@@ -181,6 +188,13 @@ fn every_endpoint_answers_good_and_bad_requests() {
     // The model needs the token, and is a whole model file.
     assert_eq!(get(&url("/model"), None).0, 401);
     assert_eq!(get(&url("/model"), Some("wrong")).0, 401);
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    for auth in [format!("bearer {TOKEN}"), format!("BEARER {TOKEN}")] {
+        assert_eq!(get_with(&url("/model"), &auth).0, 200, "{auth}");
+    }
+    let upper = TOKEN.to_uppercase();
+    assert_eq!(get_with(&url("/model"), &format!("Bearer {upper}")).0, 401);
+    assert_eq!(get_with(&url("/model"), &format!("Basic {TOKEN}")).0, 401);
     let (code, body) = get(&url("/model"), Some(TOKEN));
     assert_eq!(code, 200, "{body}");
     let model = ModelFile::from_bytes(body.as_bytes()).expect("a valid model");
@@ -229,6 +243,11 @@ fn every_endpoint_answers_good_and_bad_requests() {
         (b"[[1, 2]]", "point 0 has 2 coordinates"),
         (b"[[1, 2, 3], [1, 2, 3, 4]]", "point 1 has 4 coordinates"),
         (b"[[1e999, 0, 0]]", "JSON array"),
+        // Finite, but too large to square: a bad point, not a null score.
+        (
+            b"[[1, 2, 3], [0, 1e308, 0]]",
+            "point 1 has coordinate 1 = 1e308, beyond the bound",
+        ),
         (b"[[1, \"two\", 3]]", "JSON array"),
     ] {
         let (code, text) = post(&url("/score"), Some(TOKEN), body);

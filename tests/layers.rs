@@ -22,8 +22,8 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("source", &["telemetry", "kafka"]),
     ("sink", &["telemetry", "kafka"]),
     ("config", &["source"]),
-    ("plan", &["config", "source", "sink"]),
     ("http", &["telemetry", "sink"]),
+    ("plan", &["config", "source", "sink", "http"]),
     (
         "daemon",
         &[

@@ -12,7 +12,7 @@ from . import _core
 from ._batch import BatchFitMixin
 from ._gaussian_mixture import _Progress, GaussianMixture
 from ._mixture import MixtureMixin, updated_at, write_atomically
-from ._validation import DTYPES, seed_of, too_few_samples
+from ._validation import DTYPES, check_range, seed_of, too_few_samples
 
 
 class BayesianGaussianMixture(BatchFitMixin, MixtureMixin, DensityMixin, BaseEstimator):
@@ -99,7 +99,7 @@ class BayesianGaussianMixture(BatchFitMixin, MixtureMixin, DensityMixin, BaseEst
     def fit_predict(self, X, y=None, init_model=None):
         """Fits, then returns the most responsible component of every sample."""
         self._validate_params()
-        X = validate_data(self, X, dtype=DTYPES, ensure_min_samples=2)
+        X = check_range(validate_data(self, X, dtype=DTYPES, ensure_min_samples=2))
         too_few_samples(X.shape[0], self.n_components)
         seed = seed_of(self.random_state)
         start = None

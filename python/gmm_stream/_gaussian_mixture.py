@@ -16,6 +16,7 @@ from ._validation import (
     DTYPES,
     check_means,
     check_precisions,
+    check_range,
     check_weights,
     seed_of,
     too_few_samples,
@@ -115,7 +116,7 @@ class GaussianMixture(BatchFitMixin, MixtureMixin, CriteriaMixin, DensityMixin, 
         """Fits, then returns the most responsible component of every sample
         (consistent with ``fit(X).predict(X)``)."""
         self._validate_params()
-        X = validate_data(self, X, dtype=DTYPES, ensure_min_samples=2)
+        X = check_range(validate_data(self, X, dtype=DTYPES, ensure_min_samples=2))
         too_few_samples(X.shape[0], self.n_components)
         inits = self._checked_inits(X.shape[1])
         seed = seed_of(self.random_state)

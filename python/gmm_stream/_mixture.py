@@ -3,6 +3,7 @@ predictions, information criteria, sampling, conversion to scikit-learn, saving.
 
 import datetime
 import os
+import stat
 import tempfile
 
 import numpy as np
@@ -10,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
 from ._parameters import precisions
-from ._validation import DTYPES, seed_of
+from ._validation import DTYPES, check_range, seed_of
 
 
 class MixtureMixin:
@@ -44,7 +45,7 @@ class MixtureMixin:
 
     def _validate_points(self, X):
         self._check_fitted()
-        return validate_data(self, X, reset=False, dtype=DTYPES)
+        return check_range(validate_data(self, X, reset=False, dtype=DTYPES))
 
     def score_samples(self, X):
         """Log-density of every sample, ``log p(x)``.
@@ -145,9 +146,21 @@ def updated_at():
 
 def write_atomically(path, data):
     """Writes ``data`` to ``path`` through a temporary file renamed into place: a
-    crash leaves the old file or the new one, never half of one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    crash leaves the old file or the new one, never half of one.
+
+    As ``gmm-stream`` does (reference.md, "Output files"): a symbolic link is
+    followed and the file it leads to replaced (the link stays a link); a device,
+    FIFO or socket is written in place, as a shell redirect would."""
+    path = os.path.realpath(os.fspath(path))
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
 from ._mixture import CriteriaMixin, MixtureMixin, updated_at, write_atomically
-from ._validation import DTYPES, seed_of, too_few_samples
+from ._validation import DTYPES, check_range, seed_of, too_few_samples
 
 
 class OnlineGaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstimator):
@@ -243,13 +243,15 @@ class OnlineGaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstim
         self
         """
         self._validate_params()
-        X = validate_data(self, X, dtype=DTYPES, ensure_min_samples=2)
+        X = check_range(validate_data(self, X, dtype=DTYPES, ensure_min_samples=2))
         too_few_samples(X.shape[0], self.n_components)
         self._estimator = _core.OnlineEstimator(self._core_params())
         self._last_batch = time.time()
-        self.n_anomalies_ = self._estimator.partial_fit(X, self.batch_size, 0.0)
-        self.n_anomalies_ += self._estimator.finish_warmup()
+        self.n_anomalies_, bad = self._estimator.partial_fit(X, self.batch_size, 0.0)
+        anomalies, bad_at_end = self._estimator.finish_warmup()
+        self.n_anomalies_ += anomalies
         self._sync()
+        _raise_unscorable(bad or bad_at_end)
         return self
 
     def partial_fit(self, X, y=None, elapsed_seconds=None):
@@ -275,7 +277,7 @@ class OnlineGaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstim
         first = getattr(self, "_estimator", None) is None
         if first:
             self._validate_params()
-        X = validate_data(self, X, dtype=DTYPES, reset=first)
+        X = check_range(validate_data(self, X, dtype=DTYPES, reset=first))
         now = time.time()
         if first:
             self._estimator = _core.OnlineEstimator(self._core_params())
@@ -284,8 +286,10 @@ class OnlineGaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstim
         if elapsed_seconds is None:
             elapsed_seconds = max(0.0, now - self._last_batch)
         self._last_batch = now
-        self.n_anomalies_ += self._estimator.partial_fit(X, self.batch_size, float(elapsed_seconds))
+        anomalies, bad = self._estimator.partial_fit(X, self.batch_size, float(elapsed_seconds))
+        self.n_anomalies_ += anomalies
         self._sync()
+        _raise_unscorable(bad)
         return self
 
     def _sync(self):
@@ -355,3 +359,10 @@ class OnlineGaussianMixture(MixtureMixin, CriteriaMixin, DensityMixin, BaseEstim
         est.n_anomalies_ = 0
         est._sync()
         return est
+
+
+def _raise_unscorable(message):
+    """A point the model could not score is bad input, as in ``gmm-stream``: the
+    estimator is left consistent (the point out, the others in), then told."""
+    if message is not None:
+        raise ValueError(message)

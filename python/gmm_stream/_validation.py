@@ -5,6 +5,8 @@ import numbers
 import numpy as np
 from sklearn.utils import check_array, check_random_state
 
+from . import _core
+
 #: What the Rust core computes on: float32 input is read as it is and widened
 #: there; anything else becomes float64 first.
 DTYPES = [np.float64, np.float32]
@@ -102,3 +104,17 @@ def too_few_samples(n_samples, n_components):
             f"but got n_components = {n_components}, "
             f"n_samples = {n_samples}"
         )
+
+
+def check_range(X):
+    """Refuses a coordinate beyond the core's bound (``gmm-stream``'s
+    ``out_of_range``): finite, but too large for any model to score. Returns X."""
+    bound = _core.MAX_ABS_COORDINATE
+    far = np.abs(X) > bound
+    if far.any():
+        i, j = (int(v) for v in np.argwhere(far)[0])
+        raise ValueError(
+            "X[%d, %d] is %r, beyond the bound of +/-%g on coordinates: "
+            "such a point cannot be scored or learnt from" % (i, j, float(X[i, j]), bound)
+        )
+    return X

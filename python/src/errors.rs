@@ -37,6 +37,19 @@ pub fn format_error(e: FormatError) -> PyErr {
     }
 }
 
+/// The error and its causes on one line, "outer: inner" (each error's own message
+/// leaves its cause to the chain, as the CLI prints them).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    message
+}
+
 pub fn anomaly_error(e: AnomalyError) -> PyErr {
     PyValueError::new_err(with_causes(&e))
 }

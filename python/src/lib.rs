@@ -24,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(batch::initial_model, m)?)?;
     m.add_function(wrap_pyfunction!(files::read_model_file, m)?)?;
     m.add_function(wrap_pyfunction!(files::batch_model_file, m)?)?;
+    m.add("MAX_ABS_COORDINATE", gmm_model::MAX_ABS_COORDINATE)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

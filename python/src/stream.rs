@@ -193,14 +193,16 @@ impl OnlineEstimator {
     /// Absorbs the points in batches of `batch_size` (the last one may be smaller),
     /// as the daemon absorbs its mini-batches; `elapsed_seconds` since the previous
     /// batch is given to the first (it matters to a half-life in seconds only).
-    /// Returns how many points were flagged as anomalies on the way.
+    /// Returns how many points were flagged as anomalies on the way, and a message
+    /// naming the first point the model could not score finitely (left out, like a
+    /// rejected point of the daemon; the others are absorbed), if any.
     fn partial_fit(
         &mut self,
         py: Python<'_>,
         x: PyPoints<'_>,
         batch_size: usize,
         elapsed_seconds: f64,
-    ) -> PyResult<usize> {
+    ) -> PyResult<(usize, Option<String>)> {
         if batch_size == 0 {
             return Err(PyValueError::new_err("batch_size must be at least 1"));
         }
@@ -210,27 +212,46 @@ impl OnlineEstimator {
         py.detach(|| {
             let n = view.n_points();
             let (mut start, mut elapsed, mut anomalies) = (0, elapsed_seconds, 0);
+            let mut unscorable = None;
             while start < n {
                 let len = batch_size.min(n - start);
                 let rows = view.rows(start, len);
+                let buffered = stream.em.warmup_len();
                 let points = points_from_rows(&rows, d).map_err(model_error)?;
-                anomalies += stream
-                    .absorb(points, elapsed)
-                    .map_err(model_error)?
-                    .anomalies;
+                let absorbed = stream.absorb(points, elapsed).map_err(model_error)?;
+                anomalies += absorbed.anomalies;
+                if unscorable.is_none() {
+                    // The scored points are the warm-up's buffer (when this batch
+                    // ended it), then this batch.
+                    unscorable =
+                        absorbed
+                            .unscorable
+                            .first()
+                            .map(|&j| match j.checked_sub(buffered) {
+                                Some(row) => unscorable_message(&format!("X[{}]", start + row)),
+                                None => unscorable_message(
+                                    "a point buffered by an earlier call for the warm-up",
+                                ),
+                            });
+                }
                 elapsed = 0.0;
                 start += len;
             }
-            Ok(anomalies)
+            Ok((anomalies, unscorable))
         })
     }
 
     /// Starts the model from the warm-up buffer, however short (the end of a finite
-    /// stream). Returns the anomalies flagged among the buffered points.
-    fn finish_warmup(&mut self, py: Python<'_>) -> PyResult<usize> {
+    /// stream). Returns the anomalies flagged among the buffered points, and a
+    /// message about any the first model could not score (left out).
+    fn finish_warmup(&mut self, py: Python<'_>) -> PyResult<(usize, Option<String>)> {
         let stream = &mut self.inner;
         let absorbed = py.detach(|| stream.finish_warmup()).map_err(model_error)?;
-        Ok(absorbed.anomalies)
+        let unscorable = absorbed
+            .unscorable
+            .first()
+            .map(|&j| unscorable_message(&format!("point {j} of the warm-up buffer")));
+        Ok((absorbed.anomalies, unscorable))
     }
 
     /// The current model; None while warming up.
@@ -345,4 +366,13 @@ impl OnlineEstimator {
     pub fn wrap(inner: StreamEstimator) -> Self {
         Self { inner }
     }
+}
+
+/// Why a point was left out: the daemon's `unscorable` rejection, for Python.
+fn unscorable_message(point: &str) -> String {
+    format!(
+        "{point} cannot be scored finitely by the model (its log-density is not a finite \
+         number: it is too far from every component); it was left out, the other points \
+         were absorbed"
+    )
 }

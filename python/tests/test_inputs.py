@@ -154,3 +154,81 @@ def test_the_interpreter_lock_is_released_while_fitting():
     # Held for the whole fit, the lock would let this loop run a handful of times.
     assert elapsed > 0.2, "the fit was too quick to tell"
     assert ticks > 0.2 * elapsed / 0.001 * 0.1, (ticks, elapsed)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [gmm_stream.GaussianMixture, gmm_stream.BayesianGaussianMixture, gmm_stream.OnlineGaussianMixture],
+)
+def test_a_coordinate_beyond_the_bound_is_a_value_error_naming_the_point(cls, x):
+    # 1e308 is finite, so scikit-learn's checks let it through; no model can
+    # score it (gmm-stream's out_of_range).
+    bad = x.copy()
+    bad[7, 1] = 1e308
+    with pytest.raises(ValueError, match=r"X\[7, 1\] is 1e\+308, beyond the bound"):
+        cls(n_components=3, random_state=0).fit(bad)
+    est = cls(n_components=3, random_state=0).fit(x)
+    with pytest.raises(ValueError, match=r"X\[7, 1\] is 1e\+308"):
+        est.score_samples(bad)
+
+
+def test_partial_fit_refuses_an_out_of_range_chunk_before_absorbing_any_of_it(x):
+    online = gmm_stream.OnlineGaussianMixture(3, warmup_points=500, random_state=0)
+    online.partial_fit(x[:1000])
+    seen = online.points_seen_
+    bad = x[1000:2000].copy()
+    bad[500, 0] = -1e101
+    with pytest.raises(ValueError, match=r"X\[500, 0\] is -1e\+101"):
+        online.partial_fit(bad)
+    assert online.points_seen_ == seen
+    # The same chunk without the point is absorbed whole.
+    online.partial_fit(np.delete(bad, 500, axis=0))
+    assert online.points_seen_ == seen + 999
+
+
+def test_far_points_in_the_warm_up_leave_the_online_model_as_without_them(x):
+    # The reproduction, within the bound: two huge points among the first.
+    far = x.copy()
+    far[100] = 1e99
+    far[200] = -1e99
+    kwargs = dict(n_components=3, warmup_points=1000, random_state=0)
+    with_far = gmm_stream.OnlineGaussianMixture(**kwargs).fit(far)
+    without = gmm_stream.OnlineGaussianMixture(**kwargs).fit(np.delete(x, [100, 200], axis=0))
+    order = lambda m: m[np.lexsort(m.T[::-1])]
+    np.testing.assert_allclose(order(with_far.means_), order(without.means_), atol=0.05)
+    assert np.all(np.isfinite(with_far.covariances_))
+
+
+def test_a_point_the_online_model_cannot_score_is_a_value_error_naming_it():
+    # Covariances of 1e-152: a point at 1e99 has a squared distance beyond f64 and
+    # no finite log-density (gmm-stream's unscorable). As in the daemon, the rest
+    # of its batch is absorbed; the point is left out and named.
+    rng = np.random.default_rng(0)
+    est = gmm_stream.OnlineGaussianMixture(
+        n_components=1, reg_covar=0.0, warmup_points=100, batch_size=50, random_state=0
+    )
+    est.partial_fit(rng.normal(size=(200, 2)) * 1e-76)
+    bad = rng.normal(size=(100, 2)) * 1e-76
+    bad[37] = 1e99
+    with pytest.raises(ValueError, match=r"X\[37\] cannot be scored finitely by the model"):
+        est.partial_fit(bad)
+    assert est.points_seen_ == 299
+    assert np.all(np.isfinite(est.means_)) and np.all(np.abs(est.means_) < 1e-70)
+
+
+def test_save_follows_links_and_writes_devices_in_place(x, tmp_path):
+    import errno
+    import os
+
+    gm = gmm_stream.GaussianMixture(n_components=3, random_state=0).fit(x)
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "latest.json"
+    os.symlink("real/model.json", link)
+    gm.save(link)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(gmm_stream.load(tmp_path / "real" / "model.json").means_, gm.means_)
+    gm.save("/dev/null")
+    assert not os.path.isfile("/dev/null")
+    with pytest.raises(OSError) as e:
+        gm.save("/dev/full")
+    assert e.value.errno == errno.ENOSPC

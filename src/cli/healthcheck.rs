@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use super::CliError;
 
+/// The longest wait accepted: a day (a health check that waits longer is broken).
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 /// Exits 0 if the daemon's HTTP server answers 200 on /healthz, 1 otherwise.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,12 +22,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), CliError> {
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(CliError::bad_input_msg(
-            "--timeout must be a positive number of seconds",
-        ));
-    }
-    let timeout = Duration::from_secs_f64(args.timeout);
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|t| !t.is_zero() && *t <= MAX_TIMEOUT)
+        .ok_or_else(|| {
+            CliError::bad_input_msg(format!(
+                "--timeout must be a number of seconds above 0 and at most {}",
+                MAX_TIMEOUT.as_secs()
+            ))
+        })?;
     let status = get_status(&args.address, timeout).map_err(|e| {
         CliError::failure_msg(format!(
             "no answer from http://{}/healthz: {e}",

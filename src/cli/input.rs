@@ -40,8 +40,9 @@ pub struct InputArgs {
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub fields: Option<Vec<String>>,
 
-    /// Skip invalid points (wrong dimension, non-finite, unparseable) and report how
-    /// many, instead of stopping at the first with exit code 2
+    /// Skip invalid points (wrong dimension, non-finite, beyond ±1e100, unparseable,
+    /// or one the model cannot score) and report how many, instead of stopping at
+    /// the first with exit code 2
     #[arg(long)]
     pub skip_invalid: bool,
 }
@@ -76,6 +77,7 @@ impl InputArgs {
             format: self.format(),
             dim: self.dim.or(model_dim),
             fields: self.fields.clone(),
+            max_abs: None,
         }
     }
 

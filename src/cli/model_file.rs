@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use gmm_io::{Encoding, FormatError, ModelFile};
+use gmm_io::{Encoding, FormatError, ModelFile, ReadModelError};
 use gmm_model::GaussianMixture;
 
 use super::error::CliError;
@@ -22,13 +22,23 @@ pub struct Loaded {
 /// A file that is missing, unreadable, corrupted, truncated or invalid is bad input.
 pub fn load(path: &Path) -> Result<Loaded, CliError> {
     let name = path.display();
-    let bytes = std::fs::read(path).map_err(|e| {
+    let io_error = |e: io::Error| {
         let message = format!("{name}: cannot read the model: {e}");
         if is_bad_path(&e) {
             CliError::bad_input_msg(message)
         } else {
             CliError::failure_msg(message)
         }
+    };
+    if path.is_dir() {
+        return Err(io_error(io::Error::from(io::ErrorKind::IsADirectory)));
+    }
+    // Bounded: a device or a huge file is refused early (exit 2), not read whole.
+    let bytes = std::fs::File::open(path).map_err(io_error).and_then(|f| {
+        gmm_io::read_model(f).map_err(|e| match e {
+            ReadModelError::Io(e) => io_error(e),
+            other => CliError::bad_input_msg(format!("{name}: {other}")),
+        })
     })?;
     let bad = |e: FormatError| CliError::bad_input(anyhow::Error::new(e).context(name.to_string()));
     let file = ModelFile::from_bytes(&bytes).map_err(bad)?;

@@ -8,6 +8,7 @@
 //! sizes). The mathematics (projections, ellipses, densities) lives in
 //! [`geometry`] and is tested there; the drawing modules only place things.
 
+mod bounds;
 mod canvas;
 mod data;
 mod density;
@@ -209,8 +210,8 @@ fn model_picture(
         file: &loaded.file,
         model: &loaded.mixture,
     };
-    if loaded.mixture.n_features() == 1 {
-        density::draw(&subject, sample.as_ref(), size)
+    let (svg, far) = if loaded.mixture.n_features() == 1 {
+        density::draw(&subject, sample.as_ref(), size)?
     } else {
         let projection = args
             .projection
@@ -218,6 +219,16 @@ fn model_picture(
                 2 => Projection::First2,
                 _ => Projection::Pca,
             });
-        scatter::draw(&subject, sample.as_ref(), projection, size)
+        scatter::draw(&subject, sample.as_ref(), projection, size)?
+    };
+    if let (Some(sample), 1..) = (&sample, far) {
+        let noun = if far == 1 { "point lies" } else { "points lie" };
+        eprintln!(
+            "gmm-stream: warning: {}: {far} {noun} far outside the bulk of the data and \
+             the model, and {} not drawn",
+            sample.name,
+            if far == 1 { "is" } else { "are" }
+        );
     }
+    Ok(svg)
 }

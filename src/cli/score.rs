@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
+use gmm_io::RejectReason;
 use gmm_model::{points_from_rows, EvalRequest, GaussianMixture};
 
 use super::error::CliError;
-use super::input::{explain_dim, report_skipped, InputArgs};
+use super::input::{explain_dim, report_skipped, InputArgs, Points};
 use super::model_file;
 use super::output::Output;
 use super::score_format::{RecordWriter, ScoreFormat};
@@ -67,7 +68,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let model_name = args.model.display().to_string();
     let d = model.n_features();
     args.input.check_against_model(&model_name, d)?;
-    let mut reader = args.input.reader(Some(d))?;
+    let mut reader = args.input.reader(Some(d))?.track_origins();
     let mut out = Output::open(&args.output)?;
     let mut writer = RecordWriter::new(
         args.output_format,
@@ -84,15 +85,20 @@ pub fn run(args: Args) -> Result<(), CliError> {
         if n == 0 {
             break;
         }
-        score_chunk(&model, &points, &mut writer, &mut out)?;
+        score_chunk(&model, &points, &mut reader, &mut writer, &mut out)?;
     }
     report_skipped(&reader);
     out.finish()
 }
 
+/// Scores a chunk. A point the model cannot score finitely (a log-density of -inf:
+/// too far from every component for f64) is bad input like a malformed one: the
+/// records before it are written and the command stops, or with --skip-invalid
+/// it is skipped and counted.
 fn score_chunk(
     model: &GaussianMixture,
     points: &[f64],
+    reader: &mut Points,
     writer: &mut RecordWriter,
     out: &mut Output,
 ) -> Result<(), CliError> {
@@ -102,5 +108,27 @@ fn score_chunk(
     let eval = points_from_rows(points, model.n_features())
         .and_then(|x| model.evaluate(x, request))
         .map_err(|e| CliError::failure_msg(format!("scoring failed: {e}")))?;
-    writer.write(out, &eval).map_err(|e| out.write_error(e))
+    let unscorable = eval.unscorable();
+    let Some(&first) = unscorable.first() else {
+        return writer.write(out, &eval).map_err(|e| out.write_error(e));
+    };
+    if !reader.skips_invalid() {
+        let before: Vec<usize> = (0..first).collect();
+        writer
+            .write(out, &eval.select(&before))
+            .map_err(|e| out.write_error(e))?;
+        return Err(reader
+            .invalid(first, RejectReason::Unscorable, UNSCORABLE)
+            .into());
+    }
+    reader.skip(unscorable.len());
+    let keep: Vec<usize> = (0..eval.n_points)
+        .filter(|j| unscorable.binary_search(j).is_err())
+        .collect();
+    writer
+        .write(out, &eval.select(&keep))
+        .map_err(|e| out.write_error(e))
 }
+
+const UNSCORABLE: &str = "the model cannot score this point: its log-density is not a \
+    finite number (the point is too far from every component)";

@@ -79,6 +79,8 @@ pub struct SourceConfig {
     pub dim: usize,
     /// Longest accepted record (line or message), in bytes.
     pub max_record_bytes: usize,
+    /// Points with a coordinate of larger magnitude are rejected (`out_of_range`).
+    pub max_abs_value: f64,
     pub generator: GeneratorConfig,
 }
 
@@ -91,6 +93,7 @@ impl Default for SourceConfig {
             fields: Vec::new(),
             dim: 0,
             max_record_bytes: 64 << 20,
+            max_abs_value: gmm_model::MAX_ABS_COORDINATE,
             generator: GeneratorConfig::default(),
         }
     }
@@ -322,6 +325,21 @@ pub struct HttpConfig {
     /// Bearer token required by /model and /score (empty: none). The environment
     /// variable GMM_STREAM_HTTP_TOKEN also sets it.
     pub token: String,
+    /// Listen on an address other hosts can reach without a token (otherwise a
+    /// start-up error).
+    pub allow_unauthenticated: bool,
+    /// Open connections at most; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout_ms: u64,
+    /// A whole request (waiting its turn, its body, its answer) within this.
+    pub request_timeout_ms: u64,
+    /// On shutdown, connections still open after this are closed.
+    pub shutdown_timeout_ms: u64,
+    /// Points in one /score request at most (413 beyond).
+    pub max_score_points: usize,
+    /// /score requests read and scored at once; others wait their turn.
+    pub max_concurrent_scores: usize,
 }
 
 impl Default for HttpConfig {
@@ -330,6 +348,13 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:9464".into(),
             max_body_bytes: 8 << 20,
             token: String::new(),
+            allow_unauthenticated: false,
+            max_connections: 64,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            shutdown_timeout_ms: 5_000,
+            max_score_points: 100_000,
+            max_concurrent_scores: 2,
         }
     }
 }

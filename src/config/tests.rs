@@ -123,6 +123,57 @@ fn invalid_values_name_their_key() {
 }
 
 #[test]
+fn listen_addresses_must_be_host_and_port() {
+    for listen in [
+        "notanaddr",
+        "127.0.0.1",
+        "127.0.0.1:99999",
+        ":9464",
+        "a b:80",
+    ] {
+        let set = format!("http.listen={listen}");
+        let err = load(None, &[], &[&set]).expect_err(listen);
+        assert!(err.to_string().starts_with("http.listen: "), "{err}");
+    }
+    for listen in ["127.0.0.1:0", "[::1]:9464", "localhost:9464", ""] {
+        let set = format!("http.listen=\"{listen}\"");
+        load(None, &[], &[&set]).expect(listen);
+    }
+}
+
+#[test]
+fn a_reachable_listen_address_needs_a_token_or_an_explicit_opt_out() {
+    for listen in [
+        "0.0.0.0:9464",
+        "[::]:9464",
+        "10.1.2.3:80",
+        "gmm.internal:9464",
+    ] {
+        let set = format!("http.listen={listen}");
+        let err = load(None, &[], &[&set]).expect_err(listen);
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("http.listen: ") && msg.contains("token"),
+            "{msg}"
+        );
+        load(None, &[], &[&set, "http.token=s3cret"]).expect("a token");
+        load(None, &[("GMM_STREAM_HTTP_TOKEN", "s3cret")], &[&set]).expect("env token");
+        load(None, &[], &[&set, "http.allow_unauthenticated=true"]).expect("opted out");
+    }
+}
+
+#[test]
+fn the_bound_on_coordinates_is_positive_and_at_most_the_estimator_limit() {
+    let c = load(None, &[], &["source.max_abs_value=1e6"]).expect("a lower bound");
+    assert_eq!(c.source.max_abs_value, 1e6);
+    for bad in ["0", "-1", "1e101", "inf", "nan"] {
+        let set = format!("source.max_abs_value={bad}");
+        let err = load(None, &[], &[&set]).expect_err(bad);
+        assert!(err.to_string().contains("source.max_abs_value"), "{err}");
+    }
+}
+
+#[test]
 fn kafka_properties_keep_their_dotted_names() {
     let c = load(
         Some("[kafka.properties]\n\"socket.timeout.ms\" = \"5000\"\n"),
@@ -204,6 +255,16 @@ mod shipped_files {
         }
         out.sort();
         out
+    }
+
+    #[test]
+    fn kafka_toml_listens_for_other_hosts_only_with_a_token() {
+        let path = shipped("kafka.toml");
+        let err = Config::load_from(Some(&path), &[], &[]).expect_err("no token");
+        assert!(err.to_string().contains("http.listen"), "{err}");
+        let env = [("GMM_STREAM_HTTP_TOKEN".to_string(), "s3cret".to_string())];
+        let c = Config::load_from(Some(&path), &env, &[]).expect("loads");
+        assert_eq!(c.source.kind, SourceKind::Kafka);
     }
 
     #[test]

@@ -3,7 +3,24 @@
 use std::path::Path;
 
 use super::{invalid, Config, ConfigError, SinkKind, SourceKind};
+use crate::source::generator::{self, GeneratorError};
 use gmm_io::Format;
+use gmm_model::MAX_ABS_COORDINATE;
+
+/// The longest timeout accepted, in milliseconds: a day.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
+/// The longest interval accepted between snapshots or status lines: a year.
+const MAX_INTERVAL_SECONDS: f64 = 31_536_000.0;
+
+/// The most points in a mini-batch (each batch is held whole, with its scores).
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+
+/// The most points buffered for the warm-up's batch fit.
+pub const MAX_WARMUP_POINTS: usize = 10_000_000;
+
+/// The longest window of the anomaly threshold, in points.
+pub const MAX_ANOMALY_WINDOW: usize = 100_000_000;
 
 impl Config {
     /// Checks every value; the first problem is reported with its key.
@@ -11,6 +28,7 @@ impl Config {
         self.validate_source()?;
         self.validate_estimator()?;
         self.validate_outputs()?;
+        self.validate_http()?;
         self.online_settings()
             .check()
             .map_err(|e| invalid("estimator", e.to_string()))
@@ -49,26 +67,17 @@ impl Config {
         if s.max_record_bytes == 0 {
             return Err(invalid("source.max_record_bytes", "must be at least 1"));
         }
-        let g = &s.generator;
+        if !(s.max_abs_value > 0.0 && s.max_abs_value <= MAX_ABS_COORDINATE) {
+            return Err(invalid(
+                "source.max_abs_value",
+                format!("must be a number in (0, {MAX_ABS_COORDINATE:e}]"),
+            ));
+        }
         if s.kind == SourceKind::Generator {
-            if self.generator_dim() == 0 || g.components == 0 {
-                return Err(invalid(
-                    "source.generator",
-                    "dim and components must be at least 1",
-                ));
-            }
-            if !(g.rate >= 0.0 && g.rate.is_finite()) {
-                return Err(invalid(
-                    "source.generator.rate",
-                    "must be a finite number >= 0",
-                ));
-            }
-            if !(0.0..1.0).contains(&g.outlier_fraction) {
-                return Err(invalid(
-                    "source.generator.outlier_fraction",
-                    "must be in [0, 1)",
-                ));
-            }
+            generator::validate(&s.generator, self.generator_dim()).map_err(|e| match e {
+                GeneratorError::Invalid { key, reason } => invalid(key, reason),
+                other => invalid("source.generator", other.to_string()),
+            })?;
         }
         Ok(())
     }
@@ -81,8 +90,23 @@ impl Config {
         if !(self.model.reg_covar >= 0.0 && self.model.reg_covar.is_finite()) {
             return Err(invalid("model.reg_covar", "must be a finite number >= 0"));
         }
-        if e.batch_size == 0 {
-            return Err(invalid("estimator.batch_size", "must be at least 1"));
+        if !(1..=MAX_BATCH_SIZE).contains(&e.batch_size) {
+            return Err(invalid(
+                "estimator.batch_size",
+                format!("must be from 1 to {MAX_BATCH_SIZE}"),
+            ));
+        }
+        if !(1..=MAX_TIMEOUT_MS).contains(&e.batch_timeout_ms) {
+            return Err(invalid(
+                "estimator.batch_timeout_ms",
+                format!("must be from 1 to {MAX_TIMEOUT_MS} (a day)"),
+            ));
+        }
+        if e.warmup_points > MAX_WARMUP_POINTS {
+            return Err(invalid(
+                "estimator.warmup_points",
+                format!("must be at most {MAX_WARMUP_POINTS}"),
+            ));
         }
         if e.half_life.is_nan() || e.half_life <= 0.0 {
             return Err(invalid(
@@ -113,20 +137,15 @@ impl Config {
         if snap.keep == 0 {
             return Err(invalid("snapshot.keep", "must be at least 1"));
         }
-        if !(snap.every_seconds >= 0.0 && snap.every_seconds.is_finite()) {
-            return Err(invalid(
-                "snapshot.every_seconds",
-                "must be a finite number >= 0",
-            ));
-        }
+        interval("snapshot.every_seconds", snap.every_seconds)?;
         let q = self.scores.anomaly_quantile;
         if !(q > 0.0 && q < 0.5) {
             return Err(invalid("scores.anomaly_quantile", "must be in (0, 0.5)"));
         }
-        if self.scores.anomaly_window < 100 {
+        if !(100..=MAX_ANOMALY_WINDOW).contains(&self.scores.anomaly_window) {
             return Err(invalid(
                 "scores.anomaly_window",
-                "must be at least 100 points",
+                format!("must be from 100 to {MAX_ANOMALY_WINDOW} points"),
             ));
         }
         sink_needs(
@@ -144,14 +163,90 @@ impl Config {
             &self.dead_letter.path,
             &self.dead_letter.topic,
         )?;
-        if !(self.log.status_every_seconds >= 0.0 && self.log.status_every_seconds.is_finite()) {
+        interval("log.status_every_seconds", self.log.status_every_seconds)
+    }
+}
+
+/// A period in seconds: 0 (off) up to a year.
+fn interval(key: &'static str, seconds: f64) -> Result<(), ConfigError> {
+    if (0.0..=MAX_INTERVAL_SECONDS).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("must be a number of seconds from 0 (off) to {MAX_INTERVAL_SECONDS} (a year)"),
+        ))
+    }
+}
+
+impl Config {
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        if h.listen.is_empty() {
+            return Ok(());
+        }
+        let loopback = is_loopback(&h.listen).map_err(|reason| invalid("http.listen", reason))?;
+        if !loopback && h.token.is_empty() && !h.allow_unauthenticated {
             return Err(invalid(
-                "log.status_every_seconds",
-                "must be a finite number >= 0",
+                "http.listen",
+                format!(
+                    "{} can be reached from other hosts, but no token guards /model and \
+                     /score: set http.token (or GMM_STREAM_HTTP_TOKEN), listen on \
+                     127.0.0.1, or set http.allow_unauthenticated = true",
+                    h.listen
+                ),
             ));
+        }
+        if h.max_body_bytes == 0 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("http.max_connections", h.max_connections),
+            ("http.max_score_points", h.max_score_points),
+            ("http.max_concurrent_scores", h.max_concurrent_scores),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        for (key, ms) in [
+            ("http.header_timeout_ms", h.header_timeout_ms),
+            ("http.request_timeout_ms", h.request_timeout_ms),
+            ("http.shutdown_timeout_ms", h.shutdown_timeout_ms),
+        ] {
+            if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+                return Err(invalid(
+                    key,
+                    format!("must be from 1 to {MAX_TIMEOUT_MS} (a day)"),
+                ));
+            }
         }
         Ok(())
     }
+}
+
+/// Whether a `host:port` listen address is a loopback one (`localhost` counts;
+/// any other host name does not); an error says why it is not `host:port`.
+fn is_loopback(listen: &str) -> Result<bool, String> {
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+        return Ok(addr.ip().is_loopback());
+    }
+    let example = "expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464";
+    let (host, port) = listen
+        .rsplit_once(':')
+        .ok_or_else(|| format!("\"{listen}\" is not an address: {example}"))?;
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "the port of \"{listen}\" is not a number from 0 to 65535: {example}"
+        ));
+    }
+    let name_like = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if host.is_empty() || !host.chars().all(name_like) {
+        return Err(format!(
+            "\"{host}\" is neither an IP address nor a host name: {example}"
+        ));
+    }
+    Ok(host.eq_ignore_ascii_case("localhost"))
 }
 
 fn sink_needs(

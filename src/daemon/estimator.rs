@@ -15,9 +15,9 @@ use super::batcher::{Batch, BatchMsg};
 use super::output::{Output, ScoredBatch};
 use super::DaemonError;
 use crate::http::LiveModel;
-use crate::source::chunk::{Ack, Origin, RecordMark};
+use crate::source::chunk::{Ack, Origin, RecordMark, Rejected};
 use crate::telemetry::Counters;
-use gmm_io::{ModelFile, Positions};
+use gmm_io::{FileIdentity, ModelFile, Positions, Reject, RejectReason};
 use gmm_model::{points_from_rows, Absorbed, StreamEstimator, StructureChanges};
 
 /// When snapshots are due.
@@ -39,11 +39,13 @@ pub struct EstimatorStage {
     pub output: mpsc::Sender<Output>,
 }
 
-/// Records of points absorbed into the warm-up buffer, waiting for their scores.
+/// Records of points absorbed into the warm-up buffer, waiting for their scores
+/// (and the points, for the dead letters of any the first model cannot score).
 #[derive(Default)]
 struct WarmupOrigins {
     marks: VecDeque<RecordMark>,
     points: usize,
+    values: Vec<f64>,
 }
 
 impl EstimatorStage {
@@ -105,7 +107,7 @@ impl EstimatorStage {
                 BatchMsg::End { positions } => {
                     self.positions = positions;
                     let absorbed = self.stream.finish_warmup().map_err(DaemonError::Model)?;
-                    self.emit_scores(absorbed, &[], &mut warmup)?;
+                    self.emit_scores(absorbed, &[], &[], &mut warmup)?;
                     let em = &self.stream.em;
                     if em.model().is_none() && em.warmup_len() > 0 {
                         return Err(DaemonError::TooFewPoints {
@@ -162,7 +164,7 @@ impl EstimatorStage {
             .reseeds
             .fetch_add(outcome.reseeded.len() as u64, Relaxed);
         self.count_structure(&outcome.structure);
-        self.emit_scores(absorbed, &batch.marks, warmup)?;
+        self.emit_scores(absorbed, &batch.marks, &batch.values, warmup)?;
         self.counters.batches.fetch_add(1, Relaxed);
         self.counters
             .points_absorbed
@@ -174,12 +176,14 @@ impl EstimatorStage {
         Ok(())
     }
 
-    /// Flags and forwards the points an update scored. While the warm-up lasts,
+    /// Flags and forwards the points an update scored; those the model could not
+    /// score finitely go to the dead letters instead. While the warm-up lasts,
     /// nothing is scored and the records' origins wait in `warmup`.
     fn emit_scores(
         &mut self,
         absorbed: Absorbed,
         marks: &[RecordMark],
+        values: &[f64],
         warmup: &mut WarmupOrigins,
     ) -> Result<(), DaemonError> {
         let Some(scored) = absorbed.outcome.scored else {
@@ -191,6 +195,7 @@ impl EstimatorStage {
                 });
             }
             warmup.points = base + marks.last().map_or(0, |m| m.points_end);
+            warmup.values.extend_from_slice(values);
             return Ok(());
         };
         let mut all_marks: Vec<RecordMark> = warmup.marks.drain(..).collect();
@@ -199,7 +204,23 @@ impl EstimatorStage {
             points_end: base + m.points_end,
             origin: m.origin.clone(),
         }));
-        let log_density = &scored.evaluation.log_density;
+        let mut all_values = std::mem::take(&mut warmup.values);
+        all_values.extend_from_slice(values);
+        // Every point of the batch (and of the warm-up it ends), unscorable ones included.
+        let n = scored.evaluation.log_density.len() + absorbed.unscorable.len();
+        let mut kafka = kafka_origins(&all_marks, n);
+        if !absorbed.unscorable.is_empty() {
+            let rejected = unscorable_rejects(&absorbed.unscorable, &all_marks, &all_values, n);
+            self.output
+                .blocking_send(Output::Rejects(rejected))
+                .map_err(|_| DaemonError::OutputGone)?;
+            if let Some(origins) = kafka.as_mut() {
+                *origins = (0..n)
+                    .filter(|j| absorbed.unscorable.binary_search(j).is_err())
+                    .filter_map(|j| origins.get(j).cloned())
+                    .collect();
+            }
+        }
         let threshold = absorbed.threshold;
         self.counters
             .anomalies
@@ -210,7 +231,6 @@ impl EstimatorStage {
         if !self.scores {
             return Ok(());
         }
-        let kafka = kafka_origins(&all_marks, log_density.len());
         self.output
             .blocking_send(Output::Scores(Box::new(ScoredBatch {
                 scored,
@@ -244,18 +264,35 @@ impl EstimatorStage {
     /// Sends a snapshot of the current state; `ack` is answered once it is durable
     /// and committed (at once during the warm-up, when there is nothing to save).
     fn snapshot(&mut self, ack: Option<Ack>) -> Result<(), DaemonError> {
-        let Some(file) = self.model_file(true) else {
+        let Some(mut file) = self.model_file(true) else {
             if let Some(ack) = ack {
                 let _ = ack.send(());
             }
             return Ok(());
         };
+        file.extensions.source_file = self.file_identity();
         self.output
             .blocking_send(Output::Snapshot {
                 file: Box::new(file),
                 ack,
             })
             .map_err(|_| DaemonError::OutputGone)
+    }
+
+    /// For a file source, the identity of the bytes before its offset, so that a
+    /// restart can tell the file was replaced (docs/reference.md, "Resuming a
+    /// file"). Unreadable now (moved away), the snapshot goes without it.
+    fn file_identity(&self) -> Option<FileIdentity> {
+        let Positions::File { path, offset } = &self.positions else {
+            return None;
+        };
+        match FileIdentity::of_path(std::path::Path::new(path), *offset) {
+            Ok(identity) => Some(identity),
+            Err(e) => {
+                tracing::warn!(path, offset, error = %e, "cannot read the file's first bytes for the snapshot: a restart will not be able to tell whether it was replaced");
+                None
+            }
+        }
     }
 
     /// The model file of the current state (None during the warm-up); with the
@@ -314,6 +351,11 @@ fn kafka_origins(marks: &[RecordMark], points: usize) -> Option<Vec<Origin>> {
     {
         return None;
     }
+    Some(point_origins(marks, points))
+}
+
+/// Each point's record.
+fn point_origins(marks: &[RecordMark], points: usize) -> Vec<Origin> {
     let mut out = Vec::with_capacity(points);
     let mut start = 0;
     for m in marks {
@@ -322,7 +364,51 @@ fn kafka_origins(marks: &[RecordMark], points: usize) -> Option<Vec<Origin>> {
         }
         start = m.points_end;
     }
-    Some(out)
+    out
+}
+
+/// Dead letters for the points (indices into `values`, `n` points) that the model
+/// could not score finitely: the point itself as csv, its record's position.
+fn unscorable_rejects(
+    unscorable: &[usize],
+    marks: &[RecordMark],
+    values: &[f64],
+    n: usize,
+) -> Vec<Rejected> {
+    let d = values.len().checked_div(n).unwrap_or(0);
+    let origins = point_origins(marks, n);
+    unscorable
+        .iter()
+        .map(|&j| {
+            let point = values.get(j * d..(j + 1) * d).unwrap_or_default();
+            let payload = point
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let origin = origins.get(j).cloned().unwrap_or(Origin::Next(0));
+            let location = match &origin {
+                Origin::Kafka {
+                    topic,
+                    partition,
+                    offset,
+                } => format!("{topic}/{partition}@{offset}"),
+                Origin::Next(next) => format!("the record before position {next}"),
+            };
+            Rejected {
+                reject: Reject::new(
+                    RejectReason::Unscorable,
+                    "the model cannot score this point finitely (its log-density is \
+                     not a finite number): it is too far from every component",
+                ),
+                location,
+                start: None,
+                line: None,
+                payload: payload.into_bytes(),
+                origin,
+            }
+        })
+        .collect()
 }
 
 pub fn now_rfc3339() -> String {

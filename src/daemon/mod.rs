@@ -289,9 +289,18 @@ async fn start_http(
         live,
         token: plan.token.clone(),
         max_body_bytes: plan.max_body_bytes,
+        max_abs_value: plan.max_abs_value,
+        max_score_points: plan.max_score_points,
+        scoring: Arc::new(tokio::sync::Semaphore::new(plan.max_concurrent_scores)),
+        request_timeout: plan.request_timeout,
     };
     let app = http::router(state);
-    Ok(tokio::spawn(http::serve(listener, app, cancel.clone())))
+    Ok(tokio::spawn(http::serve(
+        listener,
+        app,
+        plan.limits,
+        cancel.clone(),
+    )))
 }
 
 /// The producer, when some output goes to Kafka; every topic the daemon needs is

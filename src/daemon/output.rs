@@ -46,6 +46,8 @@ impl ScoredBatch {
 
 pub enum Output {
     Scores(Box<ScoredBatch>),
+    /// Points the estimator refused (the model could not score them).
+    Rejects(Vec<Rejected>),
     /// A snapshot to write; `ack` is answered once it is durable and committed.
     Snapshot {
         file: Box<ModelFile>,
@@ -107,6 +109,7 @@ impl OutputStage {
                 Next::Rejects(Some(batch)) => self.reject(&batch, &mut log)?,
                 Next::Rejects(None) => rejects_open = false,
                 Next::Output(Some(Output::Scores(batch))) => self.write_scores(&batch)?,
+                Next::Output(Some(Output::Rejects(batch))) => self.reject(&batch, &mut log)?,
                 Next::Output(Some(Output::Snapshot { file, ack })) => {
                     // The batcher sends a record's reject before the batch holding
                     // the record, so every reject of the records this snapshot

@@ -18,8 +18,8 @@ use crate::source::file::{FileSource, SourceError};
 use crate::source::generator::{Generator, GeneratorConfig};
 use crate::source::kafka::{consumer_config, KafkaCommitter, KafkaSource};
 use crate::telemetry::Counters;
-use gmm_io::DecodeConfig;
 use gmm_io::Positions;
+use gmm_io::{DecodeConfig, FileIdentity};
 
 pub struct StartedSource {
     /// The position the source starts at.
@@ -108,6 +108,7 @@ fn start_file(
                 None => 0,
             };
             if offset > 0 {
+                check_identity(path, offset, restored.source_file)?;
                 tracing::info!(path = %here, offset, "resuming the file");
             }
             // Refuse a missing file now, with exit status 2, rather than from a thread.
@@ -149,6 +150,34 @@ fn start_file(
         committer: None,
         name,
     })
+}
+
+/// Refuses (exit 2) to resume a file whose bytes before `offset` are not those the
+/// snapshot recorded: it was replaced (docs/reference.md, "Resuming a file").
+/// Snapshots from before identities were recorded resume on the offset alone.
+fn check_identity(
+    path: &Path,
+    offset: u64,
+    recorded: Option<FileIdentity>,
+) -> Result<(), DaemonError> {
+    let Some(recorded) = recorded.filter(|r| r.offset == offset) else {
+        return Ok(());
+    };
+    let replaced = || SourceError::Replaced {
+        path: path.to_path_buf(),
+        offset,
+    };
+    match FileIdentity::of_path(path, offset) {
+        Ok(now) if now == recorded => Ok(()),
+        Ok(_) => Err(replaced().into()),
+        // Shorter than the offset: the file source's own check names the lengths.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+        Err(error) => Err(SourceError::Open {
+            path: path.to_path_buf(),
+            error,
+        }
+        .into()),
+    }
 }
 
 fn start_generator(
@@ -212,8 +241,20 @@ fn pump_generator(
             return;
         }
         if rate > 0.0 {
-            let due = Duration::from_secs_f64((end - first) as f64 / rate);
-            pace(started + due, cancel);
+            // The configuration bounds the rate; a due time beyond what a
+            // Duration or an Instant holds would mean "never": stop pacing there.
+            let due = Duration::try_from_secs_f64((end - first) as f64 / rate)
+                .ok()
+                .and_then(|due| started.checked_add(due));
+            match due {
+                Some(due) => pace(due, cancel),
+                None => {
+                    while !cancel.is_cancelled() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    return;
+                }
+            }
         }
     }
 }

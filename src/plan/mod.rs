@@ -12,6 +12,7 @@ use gmm_io::{DecodeConfig, Encoding};
 use gmm_model::OnlineSettings;
 
 use crate::config::{Config, ConfigError, LogFormat, SinkKind, SourceKind};
+use crate::http::ConnectionLimits;
 use crate::sink::Target;
 use crate::source::GeneratorConfig;
 
@@ -112,13 +113,23 @@ pub struct SnapshotPlan {
     pub model_name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HttpPlan {
     pub listen: String,
     /// Required as `Authorization: Bearer <token>` by /model and /score.
     pub token: Option<Arc<str>>,
     /// Larger request bodies get 413.
     pub max_body_bytes: usize,
+    /// Points with a coordinate of larger magnitude get 400 (`source.max_abs_value`).
+    pub max_abs_value: f64,
+    /// Points in one /score request at most.
+    pub max_score_points: usize,
+    /// /score requests read and scored at once.
+    pub max_concurrent_scores: usize,
+    /// A /score request waits its turn and sends its body within this.
+    pub request_timeout: Duration,
+    /// Connections, header timeout, shutdown.
+    pub limits: ConnectionLimits,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -199,6 +210,7 @@ fn source_plan(config: &Config) -> SourcePlan {
             format: s.format,
             dim: (s.dim > 0).then_some(s.dim),
             fields: (!s.fields.is_empty()).then(|| s.fields.clone()),
+            max_abs: Some(s.max_abs_value),
         },
         max_record_bytes: s.max_record_bytes,
     }
@@ -226,6 +238,16 @@ fn http_plan(config: &Config) -> Option<HttpPlan> {
         listen: non_empty(&h.listen)?.trim().to_string(),
         token: non_empty(&h.token).map(Arc::from),
         max_body_bytes: h.max_body_bytes,
+        max_abs_value: config.source.max_abs_value,
+        max_score_points: h.max_score_points,
+        max_concurrent_scores: h.max_concurrent_scores,
+        // Validated: at most a day.
+        request_timeout: Duration::from_millis(h.request_timeout_ms),
+        limits: ConnectionLimits {
+            max_connections: h.max_connections,
+            header_timeout: Duration::from_millis(h.header_timeout_ms),
+            shutdown_timeout: Duration::from_millis(h.shutdown_timeout_ms),
+        },
     })
 }
 

@@ -6,8 +6,15 @@
 //! recognisable; it is flushed and fsynced, renamed over the target, and the
 //! directory is fsynced so that the rename itself survives a crash. A failed or
 //! interrupted write leaves the previous file (or none), never half a file.
+//!
+//! What is at the path decides what "the target" is (docs/reference.md, "Output
+//! files"): a symbolic link is followed, and the file it leads to is replaced (the
+//! link stays a link); a path that is neither a regular file nor missing (a
+//! character device such as /dev/null or /dev/full, a FIFO, a socket) is opened and
+//! written in place, as a shell redirect would, since renaming over it would
+//! replace the device with a file.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +22,9 @@ use tempfile::NamedTempFile;
 
 /// Bytes buffered before they reach the temporary file.
 const BUFFER_BYTES: usize = 256 * 1024;
+
+/// Links followed before a path is refused as a loop (Linux's own limit).
+const MAX_LINKS: usize = 40;
 
 /// Who may read the finished file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,31 +47,37 @@ pub enum CommitError {
 
 /// A file being written; it appears at its path only on [`AtomicFile::commit`].
 pub struct AtomicFile {
-    temp: BufWriter<NamedTempFile>,
+    sink: Sink,
     path: PathBuf,
 }
 
+enum Sink {
+    /// A temporary file renamed over `target` (the path, or where its links lead).
+    Replace {
+        temp: BufWriter<NamedTempFile>,
+        target: PathBuf,
+    },
+    /// A device or a FIFO, written as it is.
+    InPlace(BufWriter<File>),
+}
+
 impl AtomicFile {
-    /// Creates the temporary file in the directory of `path`.
+    /// Creates the temporary file in the directory of the target (see the module's
+    /// documentation), or opens a device or FIFO for writing.
     pub fn create(path: &Path, access: Access) -> io::Result<Self> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let prefix = format!(".{name}.");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".tmp");
-        #[cfg(unix)]
-        if access == Access::Plain {
-            use std::os::unix::fs::PermissionsExt;
-            // tempfile's default is owner-only; the umask still applies.
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        #[cfg(not(unix))]
-        let _ = access;
-        let temp = builder.tempfile_in(parent_dir(path))?;
+        let target = resolve_links(path)?;
+        let sink = match std::fs::metadata(&target) {
+            Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+                let file = OpenOptions::new().write(true).open(&target)?;
+                Sink::InPlace(BufWriter::with_capacity(BUFFER_BYTES, file))
+            }
+            _ => Sink::Replace {
+                temp: BufWriter::with_capacity(BUFFER_BYTES, temp_beside(&target, access)?),
+                target,
+            },
+        };
         Ok(Self {
-            temp: BufWriter::with_capacity(BUFFER_BYTES, temp),
+            sink,
             path: path.to_owned(),
         })
     }
@@ -70,28 +86,78 @@ impl AtomicFile {
         &self.path
     }
 
-    /// Flushes, fsyncs and renames the file into place, then fsyncs its directory.
-    /// Dropped without a commit, the temporary file is deleted.
+    /// Flushes, fsyncs and renames the file into place, then fsyncs its directory
+    /// (a device or FIFO is only flushed). Dropped without a commit, the temporary
+    /// file is deleted.
     pub fn commit(self) -> Result<(), CommitError> {
-        let temp = self
-            .temp
+        let (temp, target) = match self.sink {
+            Sink::InPlace(mut file) => return file.flush().map_err(CommitError::Write),
+            Sink::Replace { temp, target } => (temp, target),
+        };
+        let temp = temp
             .into_inner()
             .map_err(|e| CommitError::Write(e.into_error()))?;
         temp.as_file().sync_all().map_err(CommitError::Write)?;
-        temp.persist(&self.path)
+        temp.persist(&target)
             .map_err(|e| CommitError::Write(e.error))?;
-        sync_dir(parent_dir(&self.path)).map_err(CommitError::SyncDir)
+        sync_dir(parent_dir(&target)).map_err(CommitError::SyncDir)
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.temp.write(buf)
+        match &mut self.sink {
+            Sink::Replace { temp, .. } => temp.write(buf),
+            Sink::InPlace(file) => file.write(buf),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.temp.flush()
+        match &mut self.sink {
+            Sink::Replace { temp, .. } => temp.flush(),
+            Sink::InPlace(file) => file.flush(),
+        }
     }
+}
+
+/// The temporary file for `target`, in its directory.
+fn temp_beside(target: &Path, access: Access) -> io::Result<NamedTempFile> {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    if access == Access::Plain {
+        use std::os::unix::fs::PermissionsExt;
+        // tempfile's default is owner-only; the umask still applies.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    #[cfg(not(unix))]
+    let _ = access;
+    builder.tempfile_in(parent_dir(target))
+}
+
+/// Where `path` leads once every symbolic link on it (the last component's, and
+/// those of the links' own targets) is followed; a dangling link leads to the
+/// file it names, which is then created.
+fn resolve_links(path: &Path) -> io::Result<PathBuf> {
+    let mut current = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = std::fs::read_link(&current)?;
+                current = parent_dir(&current).join(link);
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{}: more than {MAX_LINKS} symbolic links to follow",
+        path.display()
+    )))
 }
 
 /// The directory a file lives in: its parent, or `.` for a bare name.
@@ -165,5 +231,66 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode(Access::Plain, "plain"), umasked);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_stays_a_link_and_its_target_is_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("real")).expect("mkdir");
+        let target = dir.path().join("real/model.json");
+        std::fs::write(&target, b"old").expect("write");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real/model.json", &link).expect("symlink");
+        let mut f = AtomicFile::create(&link, Access::Plain).expect("create");
+        f.write_all(b"new").expect("write");
+        f.commit().expect("commit");
+        let meta = std::fs::symlink_metadata(&link).expect("lstat");
+        assert!(meta.file_type().is_symlink());
+        assert_eq!(std::fs::read(&target).expect("read"), b"new");
+        // The temporary file was next to the target, and is gone.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("real"))
+                .expect("ls")
+                .count(),
+            1
+        );
+        // A dangling link: the file it names is created.
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink("real/new.csv", &dangling).expect("symlink");
+        let mut f = AtomicFile::create(&dangling, Access::Plain).expect("create");
+        f.write_all(b"1\n").expect("write");
+        f.commit().expect("commit");
+        assert_eq!(
+            std::fs::read(dir.path().join("real/new.csv")).expect("read"),
+            b"1\n"
+        );
+        assert!(std::fs::symlink_metadata(&dangling)
+            .expect("lstat")
+            .file_type()
+            .is_symlink());
+        // A loop is an error, not a hang.
+        let a = dir.path().join("a");
+        std::os::unix::fs::symlink("b", &a).expect("symlink");
+        std::os::unix::fs::symlink("a", dir.path().join("b")).expect("symlink");
+        assert!(AtomicFile::create(&a, Access::Plain).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_character_device_is_written_in_place() {
+        let null = Path::new("/dev/null");
+        let mut f = AtomicFile::create(null, Access::Plain).expect("create");
+        f.write_all(b"discarded").expect("write");
+        f.commit().expect("commit");
+        use std::os::unix::fs::FileTypeExt;
+        let meta = std::fs::metadata(null).expect("stat");
+        assert!(meta.file_type().is_char_device());
+        let mut f = AtomicFile::create(Path::new("/dev/full"), Access::Plain).expect("create");
+        f.write_all(b"no room").expect("buffered");
+        match f.commit() {
+            Err(CommitError::Write(e)) => assert_eq!(e.raw_os_error(), Some(28), "{e}"),
+            other => panic!("expected ENOSPC, got {:?}", other.err()),
+        }
     }
 }

@@ -109,7 +109,7 @@ impl SnapshotStore {
             Encoding::Json => "json",
             Encoding::Binary => "bin",
         };
-        let bytes = model.encode(self.encoding)?;
+        let bytes = model.encode_checked(self.encoding)?;
         self.ensure_dir()?;
         let name = format!(
             "{PREFIX}{:020}-{:020}.{ext}",
@@ -188,10 +188,7 @@ impl SnapshotStore {
     pub fn load_newest(&self) -> Result<LoadOutcome, SinkError> {
         let mut outcome = LoadOutcome::default();
         for path in self.snapshots()?.into_iter().rev() {
-            let loaded = fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| ModelFile::from_bytes(&bytes).map_err(|e| Chain(&e).to_string()));
-            match loaded {
+            match Self::read(&path) {
                 Ok(model) => {
                     outcome.newest = Some((path, model));
                     break;
@@ -200,6 +197,16 @@ impl SnapshotStore {
             }
         }
         Ok(outcome)
+    }
+
+    /// Reads and validates one snapshot; the error is the reason to skip it. The
+    /// read is bounded ([`gmm_io::read_model`]) and so is the decoding: a crafted
+    /// or damaged file is an error, never an abort.
+    pub fn read(path: &Path) -> Result<ModelFile, String> {
+        let bytes = fs::File::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| gmm_io::read_model(f).map_err(|e| e.to_string()))?;
+        ModelFile::from_bytes(&bytes).map_err(|e| Chain(&e).to_string())
     }
 
     /// Names of the directory's entries (not UTF-8 names are none of ours).

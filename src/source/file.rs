@@ -32,6 +32,12 @@ pub enum SourceError {
     },
     #[error(transparent)]
     Decode(#[from] DecodeConfigError),
+    #[error(
+        "cannot resume {path} at byte {offset}: its bytes before that offset are not those \
+         the snapshot read (the file was replaced or edited); to read it from its start, \
+         move the snapshots out of snapshot.dir or use another directory"
+    )]
+    Replaced { path: PathBuf, offset: u64 },
     #[error("cannot resume {path} at byte {offset}: the file is only {len} bytes long (was it replaced?)")]
     BeyondEnd {
         path: PathBuf,

@@ -34,6 +34,11 @@ use gmm_model::{GaussianMixture, ModelError};
 pub use config::GeneratorConfig;
 use truth::Truth;
 
+/// Slowest and fastest paced rates, points per second: one point in 11.6 days, and
+/// a billion a second (beyond what the pipeline takes anyway).
+pub const MIN_RATE: f64 = 1e-6;
+pub const MAX_RATE: f64 = 1e9;
+
 /// Outlier candidates drawn before falling back to a point on a face of the box.
 const OUTLIER_TRIES: usize = 64;
 
@@ -245,15 +250,21 @@ impl Generator {
     }
 }
 
-/// Refuses settings the generator cannot honour, naming the key.
-fn validate(config: &GeneratorConfig, dim: usize) -> Result<(), GeneratorError> {
+/// Largest `spread`, `drift_per_10k` and `jump_size`: the box, its walls and the
+/// outliers' wider box stay far inside the coordinates the estimator accepts, and
+/// the reflections at the walls keep their digits.
+pub const MAX_SCALE: f64 = 1e12;
+
+/// Refuses settings the generator cannot honour, naming the key. The configuration
+/// calls it when it is loaded, so a bad value exits 2 before anything starts.
+pub fn validate(config: &GeneratorConfig, dim: usize) -> Result<(), GeneratorError> {
     let invalid = |key: &'static str, reason: &str| {
         Err(GeneratorError::Invalid {
             key,
             reason: reason.into(),
         })
     };
-    let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+    let non_negative = |v: f64| (0.0..=MAX_SCALE).contains(&v);
     if dim == 0 {
         return invalid("source.generator.dim", "must be at least 1");
     }
@@ -269,17 +280,26 @@ fn validate(config: &GeneratorConfig, dim: usize) -> Result<(), GeneratorError> 
             "components × dim² must be at most 16 777 216 (dense covariances)",
         );
     }
-    if !(config.spread.is_finite() && config.spread > 0.0) {
-        return invalid("source.generator.spread", "must be a finite number > 0");
+    if !(config.spread > 0.0 && config.spread <= MAX_SCALE) {
+        return invalid("source.generator.spread", "must be a number in (0, 1e12]");
     }
     if !non_negative(config.drift_per_10k) {
         return invalid(
             "source.generator.drift_per_10k",
-            "must be a finite number >= 0",
+            "must be a number in [0, 1e12]",
         );
     }
     if !non_negative(config.jump_size) {
-        return invalid("source.generator.jump_size", "must be a finite number >= 0");
+        return invalid(
+            "source.generator.jump_size",
+            "must be a number in [0, 1e12]",
+        );
+    }
+    if !(config.rate == 0.0 || (MIN_RATE..=MAX_RATE).contains(&config.rate)) {
+        return invalid(
+            "source.generator.rate",
+            "must be 0 (as fast as the pipeline takes them) or points per second in [1e-6, 1e9]",
+        );
     }
     if !(0.0..1.0).contains(&config.outlier_fraction) {
         return invalid("source.generator.outlier_fraction", "must be in [0, 1)");

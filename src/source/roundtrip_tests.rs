@@ -34,6 +34,7 @@ fn config(format: Format, dim: Option<usize>, fields: Option<Vec<String>>) -> De
         format,
         dim,
         fields,
+        max_abs: None,
     }
 }
 

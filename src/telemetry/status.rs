@@ -58,6 +58,8 @@ pub fn summarize(counters: &Counters) {
         rejected_missing_field = counters.rejects(R::MissingField),
         rejected_fields_needed = counters.rejects(R::FieldsNeeded),
         rejected_too_large = counters.rejects(R::TooLarge),
+        rejected_out_of_range = counters.rejects(R::OutOfRange),
+        rejected_unscorable = counters.rejects(R::Unscorable),
         "run ended"
     );
 }

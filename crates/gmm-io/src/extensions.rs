@@ -16,6 +16,7 @@ use bincode::error::{DecodeError, EncodeError};
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
+use crate::file_identity::FileIdentity;
 use gmm_model::{
     CovariancePrior, CovarianceType, GaussianMixture, Inference, ModelError, OnlineSettings,
     OnlineState, OnlineVariational, Posterior, VariationalPrior, VariationalState,
@@ -168,11 +169,16 @@ pub struct Extensions {
     pub bayesian: Option<BayesianInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variational: Option<OnlineVariationalInfo>,
+    /// A file source's identity at the snapshot's offset (`positions.file`), so a
+    /// replaced file is not resumed at another file's offset. Last in the binary
+    /// section, written only when present: earlier files keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_file: Option<FileIdentity>,
 }
 
 impl Extensions {
     pub fn is_empty(&self) -> bool {
-        self.bayesian.is_none() && self.variational.is_none()
+        self.bayesian.is_none() && self.variational.is_none() && self.source_file.is_none()
     }
 
     /// Records the online estimator's variational settings, the number of live
@@ -215,7 +221,11 @@ impl Encode for Extensions {
             return Ok(());
         }
         self.bayesian.encode(encoder)?;
-        self.variational.encode(encoder)
+        self.variational.encode(encoder)?;
+        match &self.source_file {
+            Some(identity) => Some(identity).encode(encoder),
+            None => Ok(()),
+        }
     }
 }
 
@@ -226,9 +236,17 @@ impl<Context> Decode<Context> for Extensions {
         if decoder.reader().peek_read(1).is_none() {
             return Ok(Self::default());
         }
+        let bayesian = Option::decode(decoder)?;
+        let variational = Option::decode(decoder)?;
+        // Written by builds that record a file source's identity, when they had one.
+        let source_file = match decoder.reader().peek_read(1) {
+            None => None,
+            Some(_) => Option::decode(decoder)?,
+        };
         Ok(Self {
-            bayesian: Option::decode(decoder)?,
-            variational: Option::decode(decoder)?,
+            bayesian,
+            variational,
+            source_file,
         })
     }
 }

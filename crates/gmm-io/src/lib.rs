@@ -10,6 +10,7 @@
 
 pub mod decode;
 mod extensions;
+mod file_identity;
 mod format;
 mod model_file;
 mod points;
@@ -20,7 +21,9 @@ mod stream_file;
 
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
 pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
+pub use file_identity::FileIdentity;
 pub use format::{Format, UnknownFormat};
+pub use model_file::bounded::{read_model, ReadModelError, MAX_MODEL_BYTES};
 pub use model_file::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, FORMAT_NAME,
     FORMAT_VERSION,

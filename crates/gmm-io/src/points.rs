@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 
 use thiserror::Error;
 
-use crate::decode::{DecodeConfig, DecodeConfigError, Decoder, Reject};
+use crate::decode::{DecodeConfig, DecodeConfigError, Decoder, Reject, RejectReason};
 use crate::records::{Location, RecordReader};
 
 /// Decodes records into points; see the module documentation.
@@ -144,6 +144,9 @@ pub struct PointReader<R: BufRead> {
     skip_invalid: bool,
     skipped: usize,
     points: usize,
+    /// When tracked: the record of every point of the last [`PointReader::fill`],
+    /// and its index in the record when the record gave several.
+    origins: Option<Vec<(Location, Option<usize>)>>,
 }
 
 impl<R: BufRead> PointReader<R> {
@@ -163,20 +166,61 @@ impl<R: BufRead> PointReader<R> {
             skip_invalid,
             skipped: 0,
             points: 0,
+            origins: None,
         }
+    }
+
+    /// Remembers where each point of a fill came from (see [`PointReader::invalid`]).
+    pub fn track_origins(mut self) -> Self {
+        self.origins = Some(Vec::new());
+        self
+    }
+
+    /// The error for point `j` of the last fill, found invalid after reading (the
+    /// model cannot score it), named by its record as a decoder's reject would be.
+    pub fn invalid(&self, j: usize, reason: RejectReason, detail: &str) -> ReadError {
+        let (location, index) = self
+            .origins
+            .as_ref()
+            .and_then(|o| o.get(j).copied())
+            .unwrap_or((Location::Record(self.points as u64), None));
+        let mut reject = Reject::new(reason, detail);
+        reject.index = index;
+        ReadError::Invalid {
+            name: self.name.clone(),
+            location,
+            reject,
+        }
+    }
+
+    /// Counts points dropped after reading, with `--skip-invalid`.
+    pub fn skip(&mut self, n: usize) {
+        self.skipped += n;
+    }
+
+    pub fn skips_invalid(&self) -> bool {
+        self.skip_invalid
     }
 
     /// Appends points (row-major) to `out` until it holds `max_points` more or the
     /// input ends. Returns the number appended; 0 means the input is exhausted.
     pub fn fill(&mut self, out: &mut Vec<f64>, max_points: usize) -> Result<usize, ReadError> {
         let mut added = 0;
+        if let Some(origins) = self.origins.as_mut() {
+            origins.clear();
+        }
         while added < max_points {
             let record = self.records.next_record().map_err(|error| ReadError::Io {
                 name: self.name.clone(),
                 error,
             })?;
             let Some(record) = record else { break };
-            added += self.decoder.decode(record.payload, out);
+            let got = self.decoder.decode(record.payload, out);
+            if let Some(origins) = self.origins.as_mut() {
+                let location = record.location;
+                origins.extend((0..got).map(|i| (location, (got > 1).then_some(i))));
+            }
+            added += got;
             let mut rejects = self.decoder.take_rejects();
             if !self.skip_invalid {
                 if let Some(reject) = rejects.next() {
@@ -255,6 +299,7 @@ mod tests {
             format,
             dim,
             fields: None,
+            max_abs: None,
         }
     }
 

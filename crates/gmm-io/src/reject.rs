@@ -21,16 +21,24 @@ pub enum RejectReason {
     FieldsNeeded,
     /// The record is longer than the configured maximum record size.
     TooLarge,
+    /// A coordinate's magnitude is beyond the configured bound (finite, but too
+    /// large to compute with: see `DecodeConfig::max_abs`).
+    OutOfRange,
+    /// The model cannot score the point finitely (its log-density is -inf or NaN),
+    /// so it cannot be absorbed or flagged either.
+    Unscorable,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::Parse,
         RejectReason::Dimension,
         RejectReason::NonFinite,
         RejectReason::MissingField,
         RejectReason::FieldsNeeded,
         RejectReason::TooLarge,
+        RejectReason::OutOfRange,
+        RejectReason::Unscorable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +49,8 @@ impl RejectReason {
             RejectReason::MissingField => "missing_field",
             RejectReason::FieldsNeeded => "fields_needed",
             RejectReason::TooLarge => "too_large",
+            RejectReason::OutOfRange => "out_of_range",
+            RejectReason::Unscorable => "unscorable",
         }
     }
 }

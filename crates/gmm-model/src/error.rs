@@ -11,6 +11,12 @@ pub enum ModelError {
     #[error("{what} contains a non-finite value (NaN or infinity)")]
     NonFinite { what: String },
 
+    #[error(
+        "{what} holds {value:e}, beyond ±{max:e}, the largest coordinate the estimator \
+         accepts"
+    )]
+    OutOfRange { what: String, value: f64, max: f64 },
+
     #[error("invalid weights: {0}")]
     InvalidWeights(String),
 

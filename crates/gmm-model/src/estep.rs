@@ -37,8 +37,8 @@ pub struct EvalRequest {
     pub log_density: bool,
     pub responsibilities: bool,
     pub stats: bool,
-    /// Points whose log-density is below this are scored but left out of the
-    /// statistics (outliers then cannot bend the model).
+    /// Points whose log-density is below this (or not a number) are scored but
+    /// left out of the statistics (outliers then cannot bend the model).
     pub trim_below: Option<f64>,
     /// `Σ r ln r` of the responsibilities (before any trimming): the entropy term of
     /// the variational lower bound.
@@ -256,7 +256,8 @@ impl<'a> Kernel<'a> {
             }
             if let Some(t) = request.trim_below {
                 // Their responsibilities were copied out above; the statistics see 0.
-                for j in (0..b).filter(|&j| w.lse[j] < t) {
+                // A log-density that is NaN or -inf is below any threshold too.
+                for j in (0..b).filter(|&j| w.lse[j].is_nan() || w.lse[j] < t) {
                     (0..k_count).for_each(|k| w.lp[k * bp + j] = 0.0);
                 }
             }

@@ -9,11 +9,13 @@
 
 pub mod anomaly;
 mod block_stats;
+mod checked_serde;
 mod covariance;
 mod drift;
 mod em;
 mod error;
 mod estep;
+mod far;
 mod init;
 mod kernels;
 mod linalg;
@@ -33,6 +35,7 @@ pub use drift::{BatchLevel, DriftSettings, DriftState};
 pub use em::{em_step, fit, resume, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
 pub use estep::{most_responsible, EvalRequest, Evaluation};
+pub use far::{first_out_of_range, gross_outliers, FAR_SIGMAS, MAX_ABS_COORDINATE};
 pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions, KMeansResult};
 pub use linalg::{points_from_rows, Points};
 pub use mixture::GaussianMixture;

@@ -31,6 +31,7 @@ pub struct Prior {
     /// Dirichlet concentration α ≥ 1 on the weights (1: no smoothing).
     pub weight_concentration: f64,
     /// μ_P.
+    #[serde(with = "super::checked_serde::vector")]
     pub mean: DVector<f64>,
     /// κ_P > 0: the prior's weight on μ_P, in points.
     pub mean_precision: f64,
@@ -38,6 +39,7 @@ pub struct Prior {
     pub dof: f64,
     /// Λ_P (d×d, symmetric positive definite). Diag uses its diagonal, spherical the
     /// mean of its diagonal.
+    #[serde(with = "super::checked_serde::matrix")]
     pub scale: DMatrix<f64>,
 }
 

@@ -14,6 +14,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use super::block_stats::{add_block_scatter, block_moments, CentredSums};
+use super::checked_serde;
 use super::covariance::CovarianceType;
 use super::error::{finite_at_least, ModelError, Result};
 use super::kernels::transpose_points;
@@ -23,19 +24,21 @@ use super::simd::{padded, Portable};
 /// The scatter part of the statistics, in the layout of the covariance type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Scatter {
-    Full(Vec<DMatrix<f64>>),
+    Full(#[serde(with = "checked_serde::matrices")] Vec<DMatrix<f64>>),
     /// d×K, the diagonals.
-    Diag(DMatrix<f64>),
+    Diag(#[serde(with = "checked_serde::matrix")] DMatrix<f64>),
     /// The traces.
-    Spherical(DVector<f64>),
+    Spherical(#[serde(with = "checked_serde::vector")] DVector<f64>),
     /// The sum of all components' scatters.
-    Tied(DMatrix<f64>),
+    Tied(#[serde(with = "checked_serde::matrix")] DMatrix<f64>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SufficientStats {
+    #[serde(with = "checked_serde::vector")]
     weights: DVector<f64>,
     /// d×K, column k is the weighted mean of component k.
+    #[serde(with = "checked_serde::matrix")]
     means: DMatrix<f64>,
     scatter: Scatter,
 }
@@ -109,7 +112,8 @@ impl SufficientStats {
         Ok(s)
     }
 
-    fn check(&self) -> Result<()> {
+    /// Shapes that agree and values that make sense (a restored snapshot's).
+    pub(crate) fn check(&self) -> Result<()> {
         let (k, d) = (self.n_components(), self.n_features());
         let shape_ok = self.means.ncols() == k
             && match &self.scatter {

@@ -54,6 +54,15 @@ pub fn render(s: &Summary) -> String {
                 .map_or("none".to_owned(), Positions::describe),
         ),
     ];
+    if let Some(f) = &s.source_file {
+        rows.push((
+            "source file",
+            format!(
+                "identity at byte {}: CRC-32 {:08x} of its first bytes, {:08x} of the last before it",
+                f.offset, f.head_crc32, f.tail_crc32
+            ),
+        ));
+    }
     if let Some(b) = &s.bayesian {
         rows.push(("bayesian", bayesian(b)));
     }

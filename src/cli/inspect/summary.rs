@@ -5,7 +5,8 @@ use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
 use gmm_io::{
-    BayesianInfo, Encoding, EstimatorInfo, OnlineVariationalInfo, Positions, EFFECTIVE_WEIGHT,
+    BayesianInfo, Encoding, EstimatorInfo, FileIdentity, OnlineVariationalInfo, Positions,
+    EFFECTIVE_WEIGHT,
 };
 use gmm_model::{CovarianceType, Covariances, GaussianMixture, OnlineState, OnlineVariational};
 
@@ -29,6 +30,9 @@ pub struct Summary {
     /// Present in a daemon snapshot.
     pub state: Option<StateSummary>,
     pub positions: Option<Positions>,
+    /// A file source's identity at its resume offset (docs/reference.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_file: Option<FileIdentity>,
     /// Components above 1 % of the weight.
     pub effective_components: usize,
     /// A variational fit's posterior and priors.
@@ -126,6 +130,7 @@ impl Summary {
                 .as_ref()
                 .map(|s| StateSummary::new(s, model.n_features())),
             positions: file.positions.clone(),
+            source_file: file.extensions.source_file,
             effective_components: model
                 .weights()
                 .iter()

@@ -6,6 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::super::error::CliError;
+use super::bounds;
 use super::style::{self, FONT, GRID, INK, LABEL_SIZE, TEXT_SIZE, TITLE_SIZE};
 
 pub type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -56,6 +57,8 @@ pub fn chart<'a>(
     (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
     (x_name, y_name): (&str, &str),
 ) -> Result<Chart<'a>, CliError> {
+    // Whatever the data, ticks can be stepped through (see `bounds`).
+    let (x, y) = (bounds::drawable(x), bounds::drawable(y));
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, TITLE_SIZE).into_font().color(&INK))
         .margin(12)

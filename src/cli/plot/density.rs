@@ -5,6 +5,7 @@ use gmm_model::GaussianMixture;
 use plotters::prelude::*;
 
 use super::super::error::CliError;
+use super::bounds::Bulk;
 use super::canvas::{self, Chart, Line};
 use super::data::Sample;
 use super::geometry::{self, Range};
@@ -28,13 +29,19 @@ impl Component {
     }
 }
 
+/// The picture, and how many points were left out as far from the bulk of the
+/// data and the components (see `bounds`).
 pub fn draw(
     subject: &Subject<'_>,
     sample: Option<&Sample>,
     size: (u32, u32),
-) -> Result<String, CliError> {
+) -> Result<(String, usize), CliError> {
     let components = components(subject.model);
-    let values = sample.map(|s| s.values.as_slice()).unwrap_or_default();
+    let all = sample.map(|s| s.values.as_slice()).unwrap_or_default();
+    let bulk = Bulk::of(all.iter().copied()).union(Range::of(tails(&components)));
+    let values: Vec<f64> = all.iter().copied().filter(|&v| !bulk.excludes(v)).collect();
+    let far = all.len() - values.len();
+    let values = values.as_slice();
     let bars = match values.len() {
         0 => Vec::new(),
         n => geometry::histogram(values, geometry::histogram_bins(n)),
@@ -53,13 +60,14 @@ pub fn draw(
         .and_then(|s| s.fields.as_ref())
         .and_then(|f| f.first().cloned())
         .unwrap_or_else(|| "x1".to_owned());
-    canvas::render(size, |root| {
+    let svg = canvas::render(size, |root| {
         let (main, side) = canvas::split(root);
         let mut chart = canvas::chart(&main, &title, (x.lo..x.hi, y), (&x_name, "density"))?;
         draw_bars(&mut chart, &bars)?;
         draw_curves(&mut chart, &curves)?;
         canvas::panel(&side, &panel_lines(subject, sample, &components))
-    })
+    })?;
+    Ok((svg, far))
 }
 
 fn components(model: &GaussianMixture) -> Vec<Component> {
@@ -72,13 +80,17 @@ fn components(model: &GaussianMixture) -> Vec<Component> {
         .collect()
 }
 
-/// Every data point and every component's bulk, with a small margin.
-fn x_range(components: &[Component], values: &[f64]) -> Range {
-    let tails = components.iter().flat_map(|c| {
+/// Each component's mean ± [`TAILS`] standard deviations.
+fn tails(components: &[Component]) -> impl Iterator<Item = f64> + '_ {
+    components.iter().flat_map(|c| {
         let s = TAILS * c.variance.sqrt();
         [c.mean - s, c.mean + s]
-    });
-    let of_components = Range::of(tails).unwrap_or(Range { lo: 0.0, hi: 1.0 });
+    })
+}
+
+/// Every data point and every component's bulk, with a small margin.
+fn x_range(components: &[Component], values: &[f64]) -> Range {
+    let of_components = Range::of(tails(components)).unwrap_or(Range { lo: 0.0, hi: 1.0 });
     of_components
         .union(Range::of(values.iter().copied()))
         .padded(0.02)

@@ -5,6 +5,7 @@ use gmm_model::GaussianMixture;
 use plotters::prelude::*;
 
 use super::super::error::CliError;
+use super::bounds::Bulk;
 use super::canvas::{self, Chart, Line};
 use super::data::Sample;
 use super::geometry::{self, Plane, Range};
@@ -27,27 +28,52 @@ struct Shape {
     weight: f64,
 }
 
+/// The picture, and how many points were left out as far from the bulk of the
+/// data and the model (see `bounds`).
 pub fn draw(
     subject: &Subject<'_>,
     sample: Option<&Sample>,
     projection: Projection,
     size: (u32, u32),
-) -> Result<String, CliError> {
+) -> Result<(String, usize), CliError> {
     let model = subject.model;
     let plane = plane(model, sample, projection);
-    let points = project_points(&plane, model, sample)?;
     let shapes = shapes(&plane, model);
+    let (points, far) = without_far(project_points(&plane, model, sample)?, &shapes);
     let x = axis_range(&points, &shapes, |p| p.0);
     let y = axis_range(&points, &shapes, |p| p.1);
     let title = format!("Gaussian mixture {}", subject.name);
-    canvas::render(size, |root| {
+    let svg = canvas::render(size, |root| {
         let (main, side) = canvas::split(root);
         let names = (plane.axis_names[0].as_str(), plane.axis_names[1].as_str());
         let mut chart = canvas::chart(&main, &title, (x.lo..x.hi, y.lo..y.hi), names)?;
         draw_points(&mut chart, &points)?;
         draw_shapes(&mut chart, &shapes)?;
         canvas::panel(&side, &panel_lines(subject, sample, &plane, &shapes))
-    })
+    })?;
+    Ok((svg, far))
+}
+
+/// The points within the bulk of the data or the model's shapes on both axes, and
+/// the number of the others.
+fn without_far(points: Vec<Dot>, shapes: &[Shape]) -> (Vec<Dot>, usize) {
+    let shape_range = |coordinate: fn(&(f64, f64)) -> f64| {
+        Range::of(
+            shapes
+                .iter()
+                .flat_map(|s| s.ellipses.iter().flatten().chain([&s.mean]))
+                .map(coordinate),
+        )
+    };
+    let bulk_x = Bulk::of(points.iter().map(|(p, _)| p.0)).union(shape_range(|p| p.0));
+    let bulk_y = Bulk::of(points.iter().map(|(p, _)| p.1)).union(shape_range(|p| p.1));
+    let n = points.len();
+    let kept: Vec<Dot> = points
+        .into_iter()
+        .filter(|(p, _)| !bulk_x.excludes(p.0) && !bulk_y.excludes(p.1))
+        .collect();
+    let far = n - kept.len();
+    (kept, far)
 }
 
 /// The plane asked for; principal components come from the data when there is some

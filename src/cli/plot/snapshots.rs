@@ -171,8 +171,7 @@ fn load(dir: &Path) -> Result<Vec<Snapshot>, CliError> {
 }
 
 fn read(path: &Path) -> Result<Snapshot, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let file = ModelFile::from_bytes(&bytes).map_err(|e| Chain(&e).to_string())?;
+    let file = SnapshotStore::read(path)?;
     let model = file.mixture().map_err(|e| Chain(&e).to_string())?;
     Ok(Snapshot {
         path: path.to_owned(),

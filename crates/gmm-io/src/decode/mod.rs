@@ -7,8 +7,9 @@
 //!
 //! Rules worth knowing:
 //! - Every point: the configured or learned dimension, all coordinates finite
-//!   ("nan"/"inf" in text parse, then are rejected as non-finite). A rejected point
-//!   never fixes the dimension.
+//!   ("nan"/"inf" in text parse, then are rejected as non-finite) and within the
+//!   bound on magnitudes ([`DecodeConfig::max_abs`]; `1e308` is finite but
+//!   rejected as out of range). A rejected point never fixes the dimension.
 //! - csv: fields are trimmed and may be quoted; blank lines are skipped. The first
 //!   non-blank line is a header when none of its fields is a number; it is consumed,
 //!   not rejected, and rows must then have its number of columns. `fields` pick
@@ -47,8 +48,9 @@ use crate::records::{Framing, DEFAULT_MAX_RECORD_BYTES};
 /// record, and bounding it keeps binary record sizes far from overflow.
 pub const MAX_DIM: usize = DEFAULT_MAX_RECORD_BYTES / 8;
 
-/// What the input looks like: `source.format`, `source.dim`, `source.fields`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the input looks like: `source.format`, `source.dim`, `source.fields`,
+/// `source.max_abs_value`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecodeConfig {
     pub format: Format,
     /// Coordinates per point. Required for binary formats; for csv/json, learned
@@ -58,6 +60,11 @@ pub struct DecodeConfig {
     /// csv column names or JSON object keys to take, in order, as the coordinates.
     #[serde(default)]
     pub fields: Option<Vec<String>>,
+    /// Points with a coordinate of larger magnitude are rejected (`out_of_range`).
+    /// None, and any bound above it, means [`gmm_model::MAX_ABS_COORDINATE`]:
+    /// beyond it squares and sums of coordinates could overflow.
+    #[serde(default)]
+    pub max_abs: Option<f64>,
 }
 
 impl DecodeConfig {
@@ -67,18 +74,22 @@ impl DecodeConfig {
             format,
             dim: None,
             fields: None,
+            max_abs: None,
         }
     }
 }
 
 /// A decoding configuration that cannot work, whatever the data.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 pub enum DecodeConfigError {
     #[error("format {format} needs `dim`, since raw floats do not say how many make a point")]
     MissingDim { format: Format },
 
     #[error("`dim` must be at least 1")]
     ZeroDim,
+
+    #[error("the bound on coordinates must be a number > 0, got {0}")]
+    MaxAbs(f64),
 
     #[error("`dim` is {0}, more than the supported maximum of {MAX_DIM}")]
     DimTooLarge(usize),
@@ -117,6 +128,7 @@ impl Decoder {
             format,
             dim,
             fields,
+            max_abs,
         } = config;
         let dim = dim.or(fields.as_ref().map(Vec::len));
         let binary = |float| match dim {
@@ -129,9 +141,13 @@ impl Decoder {
             Format::F64le => binary(Float::F64)?,
             Format::F32le => binary(Float::F32)?,
         };
+        let mut shape = Shape::new(dim);
+        if let Some(max_abs) = max_abs {
+            shape.set_max_abs(max_abs);
+        }
         Ok(Decoder {
             format,
-            shape: Shape::new(dim),
+            shape,
             codec,
         })
     }
@@ -156,6 +172,11 @@ impl Decoder {
                 binary::decode(*float, *dim, record, &mut self.shape, out, rejects)
             }
         }
+    }
+
+    /// The largest coordinate magnitude accepted.
+    pub fn max_abs(&self) -> f64 {
+        self.shape.max_abs()
     }
 
     /// The dimension of points: configured, or learned from the first accepted point.
@@ -202,6 +223,11 @@ impl Decoder {
 
 fn validate(config: &DecodeConfig) -> Result<(), DecodeConfigError> {
     let format = config.format;
+    if let Some(max_abs) = config.max_abs {
+        if max_abs.is_nan() || max_abs <= 0.0 {
+            return Err(DecodeConfigError::MaxAbs(max_abs));
+        }
+    }
     match config.dim {
         Some(0) => return Err(DecodeConfigError::ZeroDim),
         Some(dim) if dim > MAX_DIM => return Err(DecodeConfigError::DimTooLarge(dim)),

@@ -1,18 +1,34 @@
 //! The rules every decoded point must pass, whatever its format: the right number of
 //! coordinates, all finite.
 
+use gmm_model::MAX_ABS_COORDINATE;
+
 use crate::reject::{Reject, RejectReason};
 
-/// The dimension points must have: configured, learned from the first accepted point,
-/// or not known yet.
+/// The dimension points must have (configured, learned from the first accepted
+/// point, or not known yet) and the largest coordinate magnitude accepted.
 #[derive(Debug, Clone)]
 pub(super) struct Shape {
     dim: Option<usize>,
+    max_abs: f64,
 }
 
 impl Shape {
     pub(super) fn new(dim: Option<usize>) -> Self {
-        Shape { dim }
+        Shape {
+            dim,
+            max_abs: MAX_ABS_COORDINATE,
+        }
+    }
+
+    /// Refuses coordinates whose magnitude exceeds `max_abs` (at most
+    /// [`MAX_ABS_COORDINATE`], the estimator's own limit).
+    pub(super) fn set_max_abs(&mut self, max_abs: f64) {
+        self.max_abs = max_abs.min(MAX_ABS_COORDINATE);
+    }
+
+    pub(super) fn max_abs(&self) -> f64 {
+        self.max_abs
     }
 
     pub(super) fn dim(&self) -> Option<usize> {
@@ -64,11 +80,24 @@ impl Shape {
             }
             _ => {}
         }
-        match point.iter().position(|x| !x.is_finite()) {
-            Some(i) => Err(non_finite(i, point[i])),
+        if let Some(i) = point.iter().position(|x| !x.is_finite()) {
+            return Err(non_finite(i, point[i]));
+        }
+        match point.iter().position(|x| x.abs() > self.max_abs) {
+            Some(i) => Err(out_of_range(i, point[i], self.max_abs)),
             None => Ok(()),
         }
     }
+}
+
+fn out_of_range(index: usize, value: f64, max_abs: f64) -> Reject {
+    Reject::new(
+        RejectReason::OutOfRange,
+        format!(
+            "coordinate {} is {value:e}, beyond the bound of ±{max_abs:e} on coordinates",
+            index + 1
+        ),
+    )
 }
 
 fn wrong_dimension(got: usize, expected: usize) -> Reject {
@@ -117,6 +146,28 @@ mod tests {
         assert_eq!(reject.detail, "coordinate 1 is NaN");
         assert_eq!(shape.dim(), None);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn coordinates_beyond_the_bound_are_refused() {
+        let mut shape = Shape::new(Some(2));
+        let mut out = vec![1.0, -1e308];
+        let reject = shape.settle(&mut out, 0).unwrap_err();
+        assert_eq!(reject.reason, RejectReason::OutOfRange);
+        assert_eq!(
+            reject.detail,
+            "coordinate 2 is -1e308, beyond the bound of ±1e100 on coordinates"
+        );
+        shape.set_max_abs(1e6);
+        let mut out = vec![1e6, -1e6];
+        assert!(shape.settle(&mut out, 0).is_ok());
+        out.extend([2e6, 0.0]);
+        assert_eq!(
+            shape.settle(&mut out, 2).unwrap_err().reason,
+            RejectReason::OutOfRange
+        );
+        shape.set_max_abs(1e200);
+        assert_eq!(shape.max_abs(), MAX_ABS_COORDINATE);
     }
 
     #[test]

@@ -8,6 +8,7 @@ fn decoder(format: Format, dim: Option<usize>, fields: Option<&[&str]>) -> Decod
         format,
         dim,
         fields,
+        max_abs: None,
     })
     .unwrap()
 }
@@ -36,6 +37,7 @@ mod config {
             format,
             dim,
             fields,
+            max_abs: None,
         })
         .err()
         .unwrap()

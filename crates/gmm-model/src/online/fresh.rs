@@ -1,10 +1,13 @@
 //! A fresh start from buffered points: the warm-up, and the rebuild after a
 //! detected change.
 
+use nalgebra::DMatrix;
+
 use super::{BatchOutcome, Inference, OnlineEm, Scored};
 use crate::em::{fit, EmSettings, Start};
 use crate::error::{ModelError, Result};
 use crate::estep::{EvalRequest, Evaluation};
+use crate::far::{gross_outliers, without};
 use crate::init::InitMethod;
 use crate::linalg::{points_from_rows, Points};
 use crate::mixture::GaussianMixture;
@@ -19,8 +22,13 @@ struct FreshFit {
     model: GaussianMixture,
     stats: SufficientStats,
     prior: Option<Prior>,
-    /// The fitted points under the model before its last M-step.
+    /// All the points under the model before its last M-step.
     evaluation: Evaluation,
+    /// The mean log-likelihood of the fitted points (all but those screened out)
+    /// under that model.
+    fit_mean_ll: f64,
+    /// The fitted points, when some were screened out.
+    screened: Option<DMatrix<f64>>,
     n_iter: u64,
 }
 
@@ -42,27 +50,18 @@ impl OnlineEm {
             return self.initialise_variational(x);
         }
         let fresh = self.fresh_fit(x)?;
+        // Points the model cannot score are left out, as in any update.
+        let n = x.ncols() - fresh.evaluation.unscorable().len();
         self.state.prior = fresh.prior;
-        Ok(self.started(
-            fresh.stats,
-            fresh.model,
-            x.ncols(),
-            fresh.n_iter,
-            fresh.evaluation,
-        ))
+        Ok(self.started(fresh.stats, fresh.model, n, fresh.n_iter, fresh.evaluation))
     }
 
     fn initialise_variational(&mut self, x: Points<'_>) -> Result<BatchOutcome> {
         let fresh = self.fresh_variational(x)?;
+        let n = x.ncols() - fresh.evaluation.unscorable().len();
         self.state.variational = Some(fresh.state);
         self.posterior = Some(fresh.posterior);
-        Ok(self.started(
-            fresh.stats,
-            fresh.model,
-            x.ncols(),
-            fresh.n_iter,
-            fresh.evaluation,
-        ))
+        Ok(self.started(fresh.stats, fresh.model, n, fresh.n_iter, fresh.evaluation))
     }
 
     /// Starts streaming with a model fitted to the `n` warm-up points in `n_iter`
@@ -91,8 +90,12 @@ impl OnlineEm {
     }
 
     /// k-means++ seeds, Lloyd and a few batch EM iterations on `x`; then the
-    /// statistics of `x` under that model, and the model one M-step on.
-    fn fresh_fit(&self, x: Points<'_>) -> Result<FreshFit> {
+    /// statistics of `x` under that model, and the model one M-step on. Points too
+    /// far from the others to learn from (see `far`) are left out of the fit and of
+    /// the statistics, but scored like the rest.
+    fn fresh_fit(&self, all: Points<'_>) -> Result<FreshFit> {
+        let screened = gross_outliers(all).map(|far| without(all, &far));
+        let x = screened.as_ref().map_or(all, |m| m.as_view());
         let s = &self.settings;
         let prior = if s.map_prior {
             Some(Prior::from_data(x, s.n_components, s.covariance_type)?)
@@ -114,13 +117,16 @@ impl OnlineEm {
             init_trim: s.warmup_trim,
         };
         let report = fit(x, &em, &mut |_| {})?;
-        let evaluation = report.model.evaluate(x, EvalRequest::SCORES)?;
+        let mut evaluation = report.model.evaluate(x, EvalRequest::SCORES)?;
         // The first statistics leave out the least likely points too, as the
-        // start did.
-        let trim_below =
-            (s.warmup_trim > 0.0).then(|| lower_quantile(&evaluation.log_density, s.warmup_trim));
+        // start did, and any too far to learn from, as every update does.
+        let floor = report.model.far_floor();
+        let trim_below = match s.warmup_trim > 0.0 {
+            true => lower_quantile(&evaluation.log_density, s.warmup_trim).max(floor),
+            false => floor,
+        };
         let request = EvalRequest {
-            trim_below,
+            trim_below: Some(trim_below),
             ..EvalRequest::STATS
         };
         let mut stats = report
@@ -134,11 +140,17 @@ impl OnlineEm {
             stats.scale(1.0 / n);
         }
         let model = self.m_step(&stats, prior.as_ref(), &report.model, n)?;
+        let fit_mean_ll = evaluation.mean_log_likelihood();
+        if screened.is_some() {
+            evaluation = report.model.evaluate(all, EvalRequest::SCORES)?;
+        }
         Ok(FreshFit {
             model,
             stats,
             prior,
             evaluation,
+            fit_mean_ll,
+            screened,
             n_iter: report.n_iter as u64,
         })
     }
@@ -170,10 +182,13 @@ impl OnlineEm {
         let Ok(fresh) = self.fresh_fit(points) else {
             return Ok(false);
         };
+        // Judged on the points the fit used: those too far to learn from would
+        // decide it alone.
+        let fitted = fresh.screened.as_ref().map_or(points, |m| m.as_view());
         let n = points.ncols() as f64;
-        let penalty = fresh.model.n_parameters() as f64 / n;
-        let fresh_ll = fresh.evaluation.mean_log_likelihood() - penalty;
-        if fresh_ll <= current.score(points)? {
+        let penalty = fresh.model.n_parameters() as f64 / fitted.ncols() as f64;
+        let fresh_ll = fresh.fit_mean_ll - penalty;
+        if fresh_ll <= current.score(fitted)? {
             return Ok(false);
         }
         if let Schedule::Stepwise { .. } = self.settings.schedule {

@@ -31,6 +31,7 @@ use super::covariance::{CovarianceType, Covariances};
 use super::drift::{BatchLevel, DriftSettings, DriftState};
 use super::error::{finite_at_least, invalid, ModelError, Result};
 use super::estep::{EvalRequest, Evaluation};
+use super::far::{first_out_of_range, MAX_ABS_COORDINATE};
 use super::linalg::Points;
 use super::mixture::GaussianMixture;
 use super::mstep::{m_step, Prior};
@@ -315,6 +316,20 @@ impl OnlineEm {
                 "the saved estimator state does not match its model or settings".into(),
             ));
         }
+        // A snapshot is input: every part must hold together before it is used.
+        if let Some(stats) = &state.stats {
+            stats.check()?;
+        }
+        let d = state.n_features.unwrap_or(0);
+        if let (Some(prior), Some(d)) = (&state.prior, state.n_features) {
+            prior.check(d)?;
+        }
+        let whole = |buffer: &[f64]| d > 0 && buffer.len() % d == 0 || buffer.is_empty();
+        if !whole(&state.warmup) || !state.rebuild.as_deref().is_none_or(whole) {
+            return Err(ModelError::IncompatibleStats(
+                "the saved point buffers are not whole points".into(),
+            ));
+        }
         let (model, posterior) = variational::restored(&settings, &state, model)?;
         Ok(Self {
             settings,
@@ -407,24 +422,79 @@ impl OnlineEm {
             None => self.state.n_features = Some(x.nrows()),
             _ => {}
         }
-        if x.iter().all(|v| v.is_finite()) {
-            Ok(())
-        } else {
-            Err(ModelError::NonFinite {
+        if !x.iter().all(|v| v.is_finite()) {
+            return Err(ModelError::NonFinite {
                 what: "the batch".into(),
-            })
+            });
+        }
+        match first_out_of_range(x.iter().copied()) {
+            Some((_, value)) => Err(ModelError::OutOfRange {
+                what: "the batch".into(),
+                value,
+                max: MAX_ABS_COORDINATE,
+            }),
+            None => Ok(()),
         }
     }
 
+    /// One update. Points the model cannot score finitely are left out of it
+    /// altogether (the others are absorbed) and show as non-finite in the scores.
     fn update(&mut self, x: Points<'_>, elapsed_seconds: f64) -> Result<BatchOutcome> {
         let model = self.model.as_ref().ok_or(ModelError::Empty)?;
-        let recovering = self.state.drift.is_recovering() || self.state.rebuild.is_some();
-        let trim = self.trim.filter(|_| !recovering);
+        let trim = self.trim_below(model);
         let request = EvalRequest {
-            trim_below: trim,
+            trim_below: Some(trim),
             ..EvalRequest::ALL
         };
-        let mut evaluation = model.evaluate(x, request)?;
+        let evaluation = model.evaluate(x, request)?;
+        let unscorable = evaluation.unscorable();
+        if unscorable.is_empty() {
+            return self.update_scorable(x, elapsed_seconds, evaluation, trim);
+        }
+        // Rare: score the batch again without them; a point's score does not
+        // depend on the others, so the scores of the rest are the same.
+        let scored_version = self.state.model_version;
+        let keep: Vec<usize> = (0..x.ncols())
+            .filter(|j| unscorable.binary_search(j).is_err())
+            .collect();
+        let kept = x.select_columns(&keep);
+        let mut outcome = if keep.is_empty() {
+            BatchOutcome::default()
+        } else {
+            let again = model.evaluate(kept.as_view(), request)?;
+            self.update_scorable(kept.as_view(), elapsed_seconds, again, trim)?
+        };
+        let mut all = evaluation;
+        all.stats = None;
+        outcome.scored = Some(Scored {
+            model_version: scored_version,
+            evaluation: all,
+        });
+        Ok(outcome)
+    }
+
+    /// The log-density below which points are scored but not absorbed: the anomaly
+    /// threshold when trimming (paused while recovering from a change: then every
+    /// point of the new regime looks anomalous), and always the points too far
+    /// from every component to learn from (see `far`).
+    fn trim_below(&self, model: &GaussianMixture) -> f64 {
+        let recovering = self.state.drift.is_recovering() || self.state.rebuild.is_some();
+        let floor = model.far_floor();
+        match self.trim.filter(|_| !recovering) {
+            Some(t) => t.max(floor),
+            None => floor,
+        }
+    }
+
+    fn update_scorable(
+        &mut self,
+        x: Points<'_>,
+        elapsed_seconds: f64,
+        mut evaluation: Evaluation,
+        trim: f64,
+    ) -> Result<BatchOutcome> {
+        let model = self.model.as_ref().ok_or(ModelError::Empty)?;
+        let trim = Some(trim);
         let mut batch = evaluation.stats.take().ok_or(ModelError::Empty)?;
         let mut drift = self.state.drift.clone();
         let level = BatchLevel::of(&evaluation.log_density);

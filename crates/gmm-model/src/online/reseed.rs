@@ -57,7 +57,9 @@ fn spread_worst_points(
     let kept = |j: &usize| trimmed_below.is_none_or(|t| log_density[*j] >= t);
     let mut order: Vec<usize> = (0..log_density.len()).filter(kept).collect();
     if order.is_empty() {
-        order = (0..log_density.len()).collect();
+        order = (0..log_density.len())
+            .filter(|&j| log_density[j].is_finite())
+            .collect();
     }
     order.sort_by(|&a, &b| log_density[a].total_cmp(&log_density[b]));
     let pool = order.len().div_ceil(20).max(count).min(order.len());

@@ -25,6 +25,10 @@ pub struct Absorbed {
     pub threshold: Option<f64>,
     /// Points of the batch below that threshold.
     pub anomalies: usize,
+    /// Points (indices into the batch as scored) the model could not score
+    /// finitely: left out of `outcome.scored`, of the statistics and of the
+    /// threshold; callers reject them as bad input.
+    pub unscorable: Vec<usize>,
 }
 
 impl StreamEstimator {
@@ -43,15 +47,23 @@ impl StreamEstimator {
         Ok(self.judge(outcome))
     }
 
-    fn judge(&mut self, outcome: BatchOutcome) -> Absorbed {
+    fn judge(&mut self, mut outcome: BatchOutcome) -> Absorbed {
         let threshold = self.anomaly.threshold();
-        let Some(scored) = &outcome.scored else {
+        let Some(scored) = &mut outcome.scored else {
             return Absorbed {
                 outcome,
                 threshold,
                 anomalies: 0,
+                unscorable: Vec::new(),
             };
         };
+        let unscorable = scored.evaluation.unscorable();
+        if !unscorable.is_empty() {
+            let keep: Vec<usize> = (0..scored.evaluation.log_density.len())
+                .filter(|j| unscorable.binary_search(j).is_err())
+                .collect();
+            scored.evaluation = scored.evaluation.select(&keep);
+        }
         let log_density = &scored.evaluation.log_density;
         let anomalies = log_density
             .iter()
@@ -62,6 +74,7 @@ impl StreamEstimator {
             outcome,
             threshold,
             anomalies,
+            unscorable,
         }
     }
 }
@@ -116,5 +129,40 @@ mod tests {
         // The outliers (one in 97) are flagged once a threshold exists.
         assert!(s.anomaly.threshold().is_some());
         assert!(flagged >= 30, "{flagged}");
+    }
+
+    #[test]
+    fn a_point_the_model_cannot_score_is_left_out_of_the_scores_and_the_threshold() {
+        use crate::{Covariances, GaussianMixture};
+        use nalgebra::{DMatrix, DVector};
+        // A component of variance 1e-150: a point at 1e99 overflows its distance.
+        let model = GaussianMixture::new(
+            DVector::from_vec(vec![1.0]),
+            DMatrix::zeros(2, 1),
+            Covariances::Full(vec![DMatrix::identity(2, 2) * 1e-150]),
+        )
+        .expect("valid");
+        let settings = OnlineSettings {
+            reg_covar: 0.0,
+            min_weight: 0.0,
+            ..OnlineSettings::new(1)
+        };
+        let mut s = StreamEstimator {
+            em: OnlineEm::from_model(settings, model, 10.0).expect("estimator"),
+            anomaly: AnomalyThreshold::new(0.5, 1000).expect("threshold"),
+            trim_anomalies: false,
+        };
+        let x = [1e-76, 0.0, 1e99, 1e99, 0.0, 2e-76];
+        let absorbed = s
+            .absorb(points_from_rows(&x, 2).expect("points"), 1.0)
+            .expect("absorbed");
+        assert_eq!(absorbed.unscorable, vec![1]);
+        let scored = absorbed.outcome.scored.expect("scored");
+        assert_eq!(scored.evaluation.log_density.len(), 2);
+        assert!(scored.evaluation.log_density.iter().all(|v| v.is_finite()));
+        assert_eq!(scored.evaluation.responsibilities.ncols(), 2);
+        // The threshold saw the two finite scores only.
+        assert_eq!(s.anomaly.len(), 2);
+        assert_eq!(s.em.points_seen(), 2);
     }
 }

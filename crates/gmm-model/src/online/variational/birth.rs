@@ -112,10 +112,13 @@ impl OnlineEm {
             return Ok(None);
         }
         let d = x.nrows();
-        let kept: Vec<bool> = match self.trim.filter(|_| !self.state.drift.is_recovering()) {
-            Some(t) => evaluation.log_density.iter().map(|&l| l >= t).collect(),
-            None => vec![true; x.ncols()],
-        };
+        // Never born of points too far to learn from, or that cannot be scored.
+        let floor = model.far_floor();
+        let t = self
+            .trim
+            .filter(|_| !self.state.drift.is_recovering())
+            .map_or(floor, |t| t.max(floor));
+        let kept: Vec<bool> = evaluation.log_density.iter().map(|&l| l >= t).collect();
         let mut bad = badly_explained(model, evaluation, &kept);
         let least = ((MIN_SHARE * x.ncols() as f64).ceil() as usize).max(d + 2);
         if bad.len() < least {

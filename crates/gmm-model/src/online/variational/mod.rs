@@ -231,7 +231,14 @@ impl OnlineEm {
         let model = self.model.as_ref().ok_or(ModelError::Empty)?;
         let posterior = self.posterior.as_ref().ok_or(ModelError::Empty)?;
         let vb = self.variational_state()?.clone();
-        let trim = self.trim.filter(|_| !self.state.drift.is_recovering());
+        // Points too far from every component to learn from, and those the model
+        // cannot score at all, are left out of the statistics (see `far`).
+        let floor = model.far_floor();
+        let trim = Some(
+            self.trim
+                .filter(|_| !self.state.drift.is_recovering())
+                .map_or(floor, |t| t.max(floor)),
+        );
         let evaluation = model.evaluate(x, EvalRequest::SCORES)?;
         let mut drift = self.state.drift.clone();
         let change = drift.observe(
@@ -240,7 +247,7 @@ impl OnlineEm {
         );
         let kept_points = batch::kept_points(x, &evaluation.log_density, trim);
         let kept: Points<'_> = kept_points.as_view();
-        let n = x.ncols();
+        let n = x.ncols() - evaluation.unscorable().len();
         let forgotten = self.forget(n, kept.ncols() as f64, elapsed_seconds, change, &mut drift)?;
         let count = self.stats_count(&forgotten, kept.ncols() as f64);
         let ctx = batch::Context {

@@ -7,6 +7,7 @@ use super::{live_kernel, live_mixture, posterior_of, VariationalState};
 use crate::em::{EmSettings, Start};
 use crate::error::{ModelError, Result};
 use crate::estep::{EvalRequest, Evaluation};
+use crate::far::{gross_outliers, without};
 use crate::init::InitMethod;
 use crate::linalg::Points;
 use crate::mixture::GaussianMixture;
@@ -35,7 +36,11 @@ pub(in crate::online) struct FreshVariational {
 }
 
 impl OnlineEm {
-    pub(in crate::online) fn fresh_variational(&self, x: Points<'_>) -> Result<FreshVariational> {
+    /// Points too far from the others to learn from (see `far`) are left out of
+    /// the fit and of the statistics, but scored like the rest.
+    pub(in crate::online) fn fresh_variational(&self, all: Points<'_>) -> Result<FreshVariational> {
+        let screened = gross_outliers(all).map(|far| without(all, &far));
+        let x = screened.as_ref().map_or(all, |m| m.as_view());
         let s = &self.settings;
         let v = &s.variational;
         let mut prior = VariationalPrior::resolve(
@@ -81,9 +86,13 @@ impl OnlineEm {
             alive[weights.imax()] = true;
         }
         let fitted = live_mixture(&report.posterior, &alive)?;
-        let evaluation = fitted.evaluate(x, EvalRequest::SCORES)?;
-        let trim = (s.warmup_trim > 0.0)
-            .then(|| super::super::fresh::lower_quantile(&evaluation.log_density, s.warmup_trim));
+        let mut evaluation = fitted.evaluate(x, EvalRequest::SCORES)?;
+        let floor = fitted.far_floor();
+        let trim = Some(match s.warmup_trim > 0.0 {
+            true => super::super::fresh::lower_quantile(&evaluation.log_density, s.warmup_trim)
+                .max(floor),
+            false => floor,
+        });
         let kept = super::batch::kept_points(x, &evaluation.log_density, trim);
         let mut stats = live_kernel(&report.posterior, &alive)
             .evaluate(kept.as_view(), EvalRequest::STATS)?
@@ -99,6 +108,9 @@ impl OnlineEm {
         }
         let posterior = posterior_of(&stats, &prior, s.reg_covar, count)?;
         let model = live_mixture(&posterior, &alive)?;
+        if screened.is_some() {
+            evaluation = fitted.evaluate(all, EvalRequest::SCORES)?;
+        }
         Ok(FreshVariational {
             model,
             posterior,

@@ -7,6 +7,9 @@
 //!
 //! Only bytes are handled here; reading and writing files is the caller's business.
 
+pub(crate) mod bounded;
+mod json_checksum;
+
 use bincode::{Decode, Encode};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -22,8 +25,8 @@ use crate::positions::Positions;
 
 pub const FORMAT_NAME: &str = "gmm-stream.model";
 pub const FORMAT_VERSION: u32 = 1;
-const MAGIC: &[u8; 16] = b"GMM-STREAM-MODEL";
-const HEADER_LEN: usize = MAGIC.len() + 4 + 8;
+pub(crate) const MAGIC: &[u8; 16] = b"GMM-STREAM-MODEL";
+pub(crate) const HEADER_LEN: usize = MAGIC.len() + 4 + 8;
 const CHECKSUM_LEN: usize = 4;
 
 #[derive(Debug, Error)]
@@ -40,6 +43,11 @@ pub enum FormatError {
     Truncated { expected: u64, got: u64 },
     #[error("the binary model is corrupted (checksum mismatch)")]
     Checksum,
+    #[error(
+        "the JSON model's content does not match its \"checksum\" (it was changed after \
+         it was written; to load an edited file on purpose, remove the checksum)"
+    )]
+    JsonChecksum,
     #[error("the binary model payload cannot be decoded: {0}")]
     Decode(String),
     #[error("the binary model cannot be encoded: {0}")]
@@ -349,11 +357,25 @@ impl ModelFile {
         }
     }
 
+    /// As [`ModelFile::encode`], with a checksum in JSON too (the binary form always
+    /// has one): what snapshots are written with, so that a damaged or edited one
+    /// is skipped rather than trusted.
+    pub fn encode_checked(&self, encoding: Encoding) -> Result<Vec<u8>, FormatError> {
+        match encoding {
+            Encoding::Json => json_checksum::to_json_with_checksum(self),
+            Encoding::Binary => self.to_binary(),
+        }
+    }
+
     /// Reads either form, recognised by its first bytes, and validates the mixture.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         let file = match Encoding::of_bytes(bytes) {
             Some(Encoding::Binary) => Self::from_binary(bytes)?,
-            Some(Encoding::Json) => serde_json::from_slice(bytes)?,
+            Some(Encoding::Json) => {
+                let file = serde_json::from_slice(bytes)?;
+                json_checksum::verify(bytes, &file)?;
+                file
+            }
             None => return Err(FormatError::NotAModel),
         };
         file.mixture()?;
@@ -371,7 +393,7 @@ impl ModelFile {
             return Err(FormatError::UnsupportedVersion(version));
         }
         let payload_len = u64::from_le_bytes(le_array(&header[20..28]));
-        let expected = (HEADER_LEN + CHECKSUM_LEN) as u64 + payload_len;
+        let expected = payload_len.saturating_add((HEADER_LEN + CHECKSUM_LEN) as u64);
         if got != expected {
             return Err(FormatError::Truncated { expected, got });
         }
@@ -380,9 +402,8 @@ impl ModelFile {
         if crc32fast::hash(&bytes[..body_end]) != stored {
             return Err(FormatError::Checksum);
         }
-        let (file, used): (Self, usize) =
-            bincode::decode_from_slice(&bytes[HEADER_LEN..body_end], bincode::config::standard())
-                .map_err(|e| FormatError::Decode(e.to_string()))?;
+        let (file, used): (Self, usize) = bounded::decode_bincode(&bytes[HEADER_LEN..body_end])
+            .map_err(|e| FormatError::Decode(e.to_string()))?;
         if used != body_end - HEADER_LEN {
             return Err(FormatError::Decode(
                 "trailing bytes after the payload".into(),
@@ -390,6 +411,14 @@ impl ModelFile {
         }
         Ok(file)
     }
+}
+
+/// The whole length a binary model's header declares (header, payload, checksum),
+/// or None when `bytes` does not start with a header.
+pub(crate) fn declared_length(bytes: &[u8]) -> Option<u64> {
+    let header = bytes.get(..HEADER_LEN).filter(|h| h.starts_with(MAGIC))?;
+    let payload = u64::from_le_bytes(le_array(&header[20..28]));
+    payload.checked_add((HEADER_LEN + CHECKSUM_LEN) as u64)
 }
 
 fn unspecified() -> EstimatorInfo {
@@ -657,7 +686,7 @@ mod tests {
     /// loads, and encodes to the same bytes again.
     #[test]
     fn binary_files_from_before_optional_fields_keep_their_bytes() {
-        let old: &[u8] = include_bytes!("testdata/batch_model_v1.bin");
+        let old: &[u8] = include_bytes!("../testdata/batch_model_v1.bin");
         let file = ModelFile::from_bytes(old).expect("an earlier file loads");
         assert!(matches!(&file.estimator, EstimatorInfo::Batch(b) if b.n_iter == 12));
         assert_eq!((file.points_seen, file.model_version), (500, 12));
@@ -669,10 +698,38 @@ mod tests {
     /// and a file without extensions still encodes to exactly those bytes.
     #[test]
     fn snapshots_from_before_the_extensions_load_and_keep_their_bytes() {
-        let old: &[u8] = include_bytes!("testdata/em_snapshot_v1.bin");
+        let old: &[u8] = include_bytes!("../testdata/em_snapshot_v1.bin");
         let back = ModelFile::from_bytes(old).expect("an earlier snapshot loads");
         assert_eq!(back, file_with_state());
         assert_eq!(file_with_state().to_binary().expect("bin"), old);
+    }
+
+    /// A file source's identity travels after the other extensions in the binary
+    /// form, and under `source_file` in JSON; a file without one keeps its bytes.
+    #[test]
+    fn a_source_files_identity_round_trips_in_both_forms() {
+        let mut file = file_with_state();
+        file.positions = Some(Positions::file(std::path::Path::new("points.csv"), 386_679));
+        let without = file.to_binary().expect("bin");
+        file.extensions.source_file = Some(crate::FileIdentity {
+            offset: 386_679,
+            head_crc32: 0xDEAD_BEEF,
+            tail_crc32: 7,
+        });
+        let bin = file.to_binary().expect("bin");
+        assert_eq!(ModelFile::from_bytes(&bin).expect("bin loads"), file);
+        assert!(bin.len() > without.len());
+        let json = file.to_json().expect("json");
+        assert_eq!(ModelFile::from_bytes(&json).expect("json loads"), file);
+        let v: serde_json::Value = serde_json::from_slice(&json).expect("parse");
+        assert_eq!(v["source_file"]["offset"], 386_679);
+        assert_eq!(v["positions"]["file"]["offset"], 386_679);
+        // With a variational extension before it, too.
+        let mut online = OnlineSettings::new(2);
+        online.inference = gmm_model::Inference::Variational;
+        file.extensions.record_online(&online, 2, None);
+        let bin = file.to_binary().expect("bin");
+        assert_eq!(ModelFile::from_bytes(&bin).expect("bin loads"), file);
     }
 
     /// A variational fit's `bayesian` object and an online variational snapshot's
