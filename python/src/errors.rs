@@ -53,15 +53,3 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 pub fn anomaly_error(e: AnomalyError) -> PyErr {
     PyValueError::new_err(with_causes(&e))
 }
-
-/// The message and its causes on one line: errors of the core name their cause
-/// through `source()`, not in their own text.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text = format!("{text}: {c}");
-        cause = c.source();
-    }
-    text
-}
