@@ -15,13 +15,13 @@ use crate::stats::SufficientStats;
 /// Initialisations tried on the warm-up (and rebuild) buffer.
 const WARMUP_INITS: usize = 4;
 
-struct FreshFit {
-    model: GaussianMixture,
-    stats: SufficientStats,
-    prior: Option<Prior>,
+pub(super) struct FreshFit {
+    pub(super) model: GaussianMixture,
+    pub(super) stats: SufficientStats,
+    pub(super) prior: Option<Prior>,
     /// The fitted points under the model before its last M-step.
-    evaluation: Evaluation,
-    n_iter: u64,
+    pub(super) evaluation: Evaluation,
+    pub(super) n_iter: u64,
 }
 
 impl OnlineEm {
@@ -92,7 +92,7 @@ impl OnlineEm {
 
     /// k-means++ seeds, Lloyd and a few batch EM iterations on `x`; then the
     /// statistics of `x` under that model, and the model one M-step on.
-    fn fresh_fit(&self, x: Points<'_>) -> Result<FreshFit> {
+    pub(super) fn fresh_fit(&self, x: Points<'_>) -> Result<FreshFit> {
         let s = &self.settings;
         let prior = if s.map_prior {
             Some(Prior::from_data(x, s.n_components, s.covariance_type)?)

@@ -16,6 +16,7 @@
 //! [`reseed`] revives withered components.
 
 mod fresh;
+pub mod group;
 mod reseed;
 mod variational;
 
