@@ -16,6 +16,8 @@ use bincode::error::{DecodeError, EncodeError};
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
+use crate::group_info::GroupInfo;
+
 use gmm_model::{
     CovariancePrior, CovarianceType, Inference, OnlineSettings, OnlineState, OnlineVariational,
     Posterior, VariationalPrior, VariationalState, WeightConcentration, WeightPriorType,
@@ -105,11 +107,14 @@ pub struct Extensions {
     pub bayesian: Option<BayesianInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variational: Option<OnlineVariationalInfo>,
+    /// A consumer-group member's state (a snapshot of `run` with a state topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupInfo>,
 }
 
 impl Extensions {
     pub fn is_empty(&self) -> bool {
-        self.bayesian.is_none() && self.variational.is_none()
+        self.bayesian.is_none() && self.variational.is_none() && self.group.is_none()
     }
 
     /// Records the online estimator's variational settings, the number of live
@@ -152,7 +157,12 @@ impl Encode for Extensions {
             return Ok(());
         }
         self.bayesian.encode(encoder)?;
-        self.variational.encode(encoder)
+        self.variational.encode(encoder)?;
+        // Later still, and only when present: files without it keep their bytes.
+        if self.group.is_some() {
+            self.group.encode(encoder)?;
+        }
+        Ok(())
     }
 }
 
@@ -163,9 +173,17 @@ impl<Context> Decode<Context> for Extensions {
         if decoder.reader().peek_read(1).is_none() {
             return Ok(Self::default());
         }
+        let bayesian = Option::decode(decoder)?;
+        let variational = Option::decode(decoder)?;
+        let group = if decoder.reader().peek_read(1).is_some() {
+            Option::decode(decoder)?
+        } else {
+            None
+        };
         Ok(Self {
-            bayesian: Option::decode(decoder)?,
-            variational: Option::decode(decoder)?,
+            bayesian,
+            variational,
+            group,
         })
     }
 }

@@ -10,15 +10,18 @@
 pub mod decode;
 mod extensions;
 mod format;
+mod group_info;
 mod model_file;
 mod positions;
 mod read_all;
 pub mod records;
 mod reject;
+pub mod state;
 
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
 pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
 pub use format::{Format, UnknownFormat};
+pub use group_info::GroupInfo;
 pub use model_file::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, FORMAT_NAME,
     FORMAT_VERSION,
