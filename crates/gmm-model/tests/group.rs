@@ -62,6 +62,7 @@ impl Run {
     }
 
     fn round(&mut self, per_partition: usize) {
+        let now = self.rounds.len() as f64;
         let mut all = Vec::new();
         for i in 0..self.members.len() {
             let batch: Vec<(i32, Vec<f64>)> = self.owned[i]
@@ -70,7 +71,7 @@ impl Run {
                 .collect();
             self.produced += (batch.len() * per_partition) as u64;
             let keyed: Vec<_> = batch.iter().map(|(p, v)| (key(*p), v.clone())).collect();
-            self.members[i].absorb(&keyed, 2, 0.0, &mut self.log);
+            self.members[i].absorb(&keyed, 2, now, &mut self.log);
             all.extend(batch);
         }
         self.rounds.push(all);
@@ -92,8 +93,9 @@ impl Run {
         let mut single = OnlineEm::new(settings.clone()).expect("an estimator");
         for batch in &self.rounds {
             let values: Vec<f64> = batch.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+            // A round a second, as the members' clock has it.
             single
-                .partial_fit(points_from_rows(&values, 2).expect("points"), 0.0)
+                .partial_fit(points_from_rows(&values, 2).expect("points"), 1.0)
                 .expect("absorbed");
         }
         single
@@ -430,4 +432,53 @@ fn stepwise_em_cannot_be_shared() {
     };
     let err = GroupEstimator::new(s, "m").err().expect("refused");
     assert!(err.to_string().contains("stepwise"), "{err}");
+}
+
+#[test]
+fn every_clock_and_covariance_type_is_shared() {
+    use gmm_model::CovarianceType;
+    // Half-lives of about 3000 points in each unit: 600 points a round, a second a
+    // round, three members' batches a round (one for the estimator reading all).
+    for (unit, h, single_h) in [
+        (HalfLifeUnit::Points, 3000.0, 3000.0),
+        (HalfLifeUnit::Seconds, 5.0, 5.0),
+        (HalfLifeUnit::Batches, 15.0, 5.0),
+    ] {
+        for t in CovarianceType::ALL {
+            let s = OnlineSettings {
+                covariance_type: t,
+                schedule: Schedule::Decay {
+                    half_life: Some(h),
+                    unit,
+                },
+                ..settings(6, 900, h)
+            };
+            let mut run = Run::new(&s, vec![vec![0, 1], vec![2, 3], vec![4, 5]], 8);
+            for _ in 0..25 {
+                run.round(100);
+            }
+            run.catch_up();
+            let one = OnlineSettings {
+                schedule: Schedule::Decay {
+                    half_life: Some(single_h),
+                    unit,
+                },
+                ..s.clone()
+            };
+            let single = run.single(&one);
+            let test = held_out(0.0, 500);
+            let reference = mean_ll(single.model().expect("a model"), &test);
+            let first = run.members[0].model().clone();
+            for m in &run.members {
+                assert_eq!(m.model(), &first, "{unit} {t}");
+                assert_eq!(m.est.points_seen(), run.produced);
+            }
+            let ll = mean_ll(&first, &test);
+            eprintln!("{unit} {t}: group {ll:.4}, one estimator {reference:.4}");
+            assert!(
+                (ll - reference).abs() < 0.02,
+                "{unit} {t}: {ll} vs {reference}"
+            );
+        }
+    }
 }

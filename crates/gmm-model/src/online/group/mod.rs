@@ -278,6 +278,12 @@ impl GroupEstimator {
         self.pending.is_some()
     }
 
+    /// The log never got this member's proposal (its delivery failed): stop waiting
+    /// for the answer, so that the change can be proposed again.
+    pub fn proposal_undelivered(&mut self) {
+        self.pending = None;
+    }
+
     /// From the next batch on, points scored below `threshold` are left out of the
     /// statistics (as [`OnlineEm::set_trim_threshold`]).
     pub fn set_trim_threshold(&mut self, threshold: Option<f64>) {
