@@ -52,10 +52,29 @@ pub(super) struct BatchView<'a, 'b> {
     pub trim: Option<f64>,
 }
 
-/// The batch's points per partition.
+/// The batch's points per partition: the run itself when there is one (no copy),
+/// else the runs gathered.
 struct PerPartition<'a> {
     key: &'a PartitionKey,
-    points: DMatrix<f64>,
+    points: Gathered<'a>,
+}
+
+enum Gathered<'a> {
+    One(Points<'a>),
+    Many(DMatrix<f64>),
+}
+
+impl Gathered<'_> {
+    fn view(&self) -> Points<'_> {
+        match self {
+            Self::One(x) => *x,
+            Self::Many(m) => m.as_view(),
+        }
+    }
+
+    fn ncols(&self) -> usize {
+        self.view().ncols()
+    }
 }
 
 impl GroupEstimator {
@@ -146,11 +165,11 @@ impl GroupEstimator {
         let mut evaluations = Vec::with_capacity(parts.len());
         let mut batch_stats = Vec::with_capacity(parts.len());
         for part in &parts {
-            let (eval, stats) = self.evaluate_part(part.points.as_view(), trim)?;
+            let (eval, stats) = self.evaluate_part(part.points.view(), trim)?;
             evaluations.push(eval);
             batch_stats.push(stats);
         }
-        let evaluation = in_run_order(runs, &parts, &evaluations, model.n_components());
+        let evaluation = in_run_order(runs, &parts, evaluations, model.n_components());
         let scored_version = self.model_version;
         let drift_settings = self.settings().drift;
         let mut outcome = GroupOutcome {
@@ -284,24 +303,28 @@ impl GroupEstimator {
 
 /// The batch's points gathered by partition, partitions in order of first appearance.
 fn per_partition<'a>(runs: &[Run<'a>]) -> Vec<PerPartition<'a>> {
-    let mut index: BTreeMap<&PartitionKey, usize> = BTreeMap::new();
-    let mut columns: Vec<(&PartitionKey, Vec<f64>)> = Vec::new();
+    let mut order: Vec<(&'a PartitionKey, Vec<Points<'a>>)> = Vec::new();
+    let mut index: BTreeMap<&'a PartitionKey, usize> = BTreeMap::new();
     for run in runs {
         let i = *index.entry(run.key).or_insert_with(|| {
-            columns.push((run.key, Vec::new()));
-            columns.len() - 1
+            order.push((run.key, Vec::new()));
+            order.len() - 1
         });
-        columns[i].1.extend(run.points.iter());
+        order[i].1.push(run.points);
     }
-    columns
+    order
         .into_iter()
-        .map(|(key, values)| {
-            let d = runs.first().map_or(1, |r| r.points.nrows());
-            let n = values.len() / d;
-            PerPartition {
-                key,
-                points: DMatrix::from_vec(d, n, values),
-            }
+        .map(|(key, parts)| {
+            let points = match parts.as_slice() {
+                [one] => Gathered::One(*one),
+                _ => {
+                    let d = parts[0].nrows();
+                    let values: Vec<f64> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+                    let n = values.len() / d;
+                    Gathered::Many(DMatrix::from_vec(d, n, values))
+                }
+            };
+            PerPartition { key, points }
         })
         .collect()
 }
@@ -311,9 +334,15 @@ fn per_partition<'a>(runs: &[Run<'a>]) -> Vec<PerPartition<'a>> {
 fn in_run_order(
     runs: &[Run<'_>],
     parts: &[PerPartition<'_>],
-    evaluations: &[Evaluation],
+    mut evaluations: Vec<Evaluation>,
     k: usize,
 ) -> Evaluation {
+    if evaluations.len() == 1 && runs.len() == 1 {
+        // One run: its partition's evaluation is the batch's.
+        let mut e = evaluations.swap_remove(0);
+        e.stats = None;
+        return e;
+    }
     let n: usize = runs.iter().map(|r| r.points.ncols()).sum();
     let mut log_density = Vec::with_capacity(n);
     let mut responsibilities = DMatrix::zeros(k, n);
@@ -323,14 +352,13 @@ fn in_run_order(
         let Some(p) = parts.iter().position(|p| p.key == run.key) else {
             continue;
         };
-        let e = &evaluations[p];
-        for _ in 0..run.points.ncols() {
-            let j = next[p];
-            log_density.push(e.log_density[j]);
-            responsibilities.set_column(column, &e.responsibilities.column(j));
-            next[p] += 1;
-            column += 1;
-        }
+        let (e, j, len) = (&evaluations[p], next[p], run.points.ncols());
+        log_density.extend_from_slice(&e.log_density[j..j + len]);
+        responsibilities
+            .columns_mut(column, len)
+            .copy_from(&e.responsibilities.columns(j, len));
+        next[p] += len;
+        column += len;
     }
     Evaluation {
         log_likelihood: evaluations.iter().map(|e| e.log_likelihood).sum(),
