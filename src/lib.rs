@@ -11,6 +11,7 @@ pub mod http;
 pub mod kafka;
 pub mod sink;
 pub mod source;
+pub mod state_topic;
 
 pub use gmm_io as io;
 pub use gmm_model as model;

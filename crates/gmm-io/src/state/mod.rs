@@ -237,6 +237,32 @@ pub struct StateRecord {
 }
 
 impl StateRecord {
+    /// A record of `value` by member `publisher` of consumer `group`, for the model of
+    /// `settings` (the dimension is the value's own).
+    pub fn new(
+        group: &str,
+        publisher: &str,
+        published_ms: u64,
+        settings: &OnlineSettings,
+        value: StateValue,
+    ) -> Self {
+        let d = match &value {
+            StateValue::Partition(s) => s.stats.n_features(),
+            StateValue::Structure(s) => s.model.n_features(),
+            StateValue::Sample(s) => s.n_features,
+            StateValue::Fence { .. } => 0,
+        };
+        Self {
+            meta: RecordMeta {
+                group: group.to_string(),
+                publisher: publisher.to_string(),
+                published_ms,
+                shape: Shape::of(settings, d),
+            },
+            value,
+        }
+    }
+
     /// The key the record is published under.
     pub fn key(&self) -> String {
         match &self.value {
