@@ -127,19 +127,20 @@ async fn a_member_reads_back_every_record_up_to_its_fence() {
         e,
         StateEvent::Invalid { reason, .. } if reason.contains("another-group")
     )));
-    let index = b.index.lock();
-    assert_eq!(
-        index.partitions.len(),
-        64,
-        "the other group's record is not indexed"
-    );
-    assert_eq!(
-        index.partitions[&PartitionKey::new("points", 7)]
-            .state
-            .next_offset,
-        107
-    );
-    drop(index);
+    {
+        let index = b.index.lock();
+        assert_eq!(
+            index.partitions.len(),
+            64,
+            "the other group's record is not indexed"
+        );
+        assert_eq!(
+            index.partitions[&PartitionKey::new("points", 7)]
+                .state
+                .next_offset,
+            107
+        );
+    }
     // A second catch-up, later, reads only what came since.
     a.publish(StateValue::Partition(state(3, 999)))
         .expect("publish");
