@@ -7,9 +7,8 @@ use std::time::Instant;
 
 use gmm_model::anomaly::AnomalyThreshold;
 use gmm_model::{points_from_rows, EvalRequest, Scored};
-use gmm_stream::config::GeneratorConfig;
-use gmm_stream::sink::{KafkaPosition, ScoresWriter};
-use gmm_stream::source::Generator;
+use gmm_stream::sink::{KafkaPosition, LineWriter, ScoreRecord, Sink, SinkError};
+use gmm_stream::source::{Generator, GeneratorConfig};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let n: usize = std::env::args()
@@ -43,10 +42,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         report("anomaly threshold q=0.001 w=100k", n, started);
 
-        let mut writer = ScoresWriter::from_writer(std::io::sink(), "sink");
+        let mut sink = Sink::lines(LineWriter::from_writer(std::io::sink(), "scores", "sink"));
         let started = Instant::now();
-        writer.write_scored(&scored, threshold.threshold(), None)?;
-        writer.flush()?;
+        write_scored(&mut sink, &scored, threshold.threshold(), None)?;
+        sink.flush()?;
         report(
             &format!("score records K={components} (discarded)"),
             n,
@@ -61,10 +60,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             })
             .collect();
         let path = std::env::temp_dir().join("gmm-stream-scores-bench.ndjson");
-        let mut writer = ScoresWriter::append(&path)?;
+        let mut sink = Sink::lines(LineWriter::append(&path, "scores")?);
         let started = Instant::now();
-        writer.write_scored(&scored, threshold.threshold(), Some(&positions))?;
-        writer.flush()?;
+        write_scored(&mut sink, &scored, threshold.threshold(), Some(&positions))?;
+        sink.flush()?;
         let bytes = std::fs::metadata(&path)?.len();
         report(
             &format!(
@@ -75,6 +74,22 @@ fn main() -> Result<(), Box<dyn Error>> {
             started,
         );
         std::fs::remove_file(&path)?;
+    }
+    Ok(())
+}
+
+/// What the daemon's output stage does with a scored batch.
+fn write_scored(
+    sink: &mut Sink,
+    scored: &Scored,
+    threshold: Option<f64>,
+    positions: Option<&[KafkaPosition]>,
+) -> Result<(), SinkError> {
+    for j in 0..scored.evaluation.log_density.len() {
+        let mut record = ScoreRecord::from_evaluation(&scored.evaluation, j, threshold)
+            .by_model(scored.model_version);
+        record.kafka = positions.and_then(|p| p.get(j).copied());
+        sink.write(&record)?;
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 # Installs what building and testing gmm-stream needs, skipping what is present:
 # a C toolchain and OpenSSL headers (librdkafka is built from source by rdkafka-sys),
 # Python with numpy, scikit-learn and confluent-kafka (reference values, an
-# independent Kafka client), and the tansu broker.
+# independent Kafka client), maturin and pytest (the Python package and its
+# tests), and the tansu broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +25,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
 
-if ! python3 -c 'import numpy, sklearn, confluent_kafka' 2>/dev/null; then
-    log "installing numpy, scikit-learn, confluent-kafka"
+# Python module -> the PyPI package that provides it.
+declare -A py_packages=(
+    [numpy]=numpy [sklearn]=scikit-learn [confluent_kafka]=confluent-kafka
+    [maturin]="maturin>=1.9.4,<2" [pytest]=pytest
+)
+wanted=()
+for module in "${!py_packages[@]}"; do
+    python3 -c "import $module" 2>/dev/null || wanted+=("${py_packages[$module]}")
+done
+if [ ${#wanted[@]} -gt 0 ]; then
+    log "installing ${wanted[*]}"
     pip=(python3 -m pip install --quiet --disable-pip-version-check)
     # A distribution's own Python may refuse (PEP 668, "externally managed"): the
     # packages then go in with --break-system-packages, as a CI machine allows.
-    "${pip[@]}" numpy scikit-learn confluent-kafka \
-        || "${pip[@]}" --break-system-packages numpy scikit-learn confluent-kafka
+    "${pip[@]}" "${wanted[@]}" || "${pip[@]}" --break-system-packages "${wanted[@]}"
 fi
 
 scripts/kafka.sh install

@@ -1,5 +1,6 @@
 //! The `gmm-stream` binary: parses the command line, sets up logging, runs the
-//! command and turns its outcome into an exit code (CONTRACT "The program").
+//! command and turns its outcome into an exit code (`docs/reference.md`, "Exit
+//! codes").
 
 mod cli;
 

@@ -341,6 +341,12 @@ fn a_bad_configuration_key_exits_2_naming_it() {
 
     let out = run_binary(&config, &["estimator.batch_size=many"]);
     assert_bad_usage(&out, &["batch_size"]);
+
+    // Refused by the decoder on the source's thread, not by the configuration's
+    // checks: still bad usage, not a failure.
+    let out = run_binary(&config, &["source.fields=[\"x\", \"x\"]"]);
+    assert_bad_usage(&out, &["\"x\" is listed twice"]);
+    assert!(newest_points(&work.snapshots()).is_none());
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Restart exactness through the real binary (CONTRACT "Snapshots (daemon)"): a
+//! Restart exactness through the real binary (`docs/reference.md`, "Snapshots"): a
 //! run on a file interrupted by SIGTERM, or by kill -9 at random moments again and
 //! again, ends with the same model, bit for bit, as an uninterrupted run on the
 //! same file, having absorbed every good point exactly once.

@@ -190,7 +190,7 @@ fn every_endpoint_answers_good_and_bad_requests() {
         "the served model should not carry the estimator state"
     );
 
-    // Scoring: one record per point, as the CONTRACT's score records.
+    // Scoring: one record per point, as `docs/reference.md`, "Scores", has them.
     let (code, body) = post(
         &url("/score"),
         Some(TOKEN),

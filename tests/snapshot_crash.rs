@@ -9,9 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gmm_io::{EstimatorInfo, ModelFile};
+use gmm_io::{Encoding, EstimatorInfo, ModelFile};
 use gmm_model::{CovarianceType, Covariances, GaussianMixture, OnlineSettings};
-use gmm_stream::config::{SnapshotConfig, SnapshotFormat};
 use gmm_stream::sink::SnapshotStore;
 use nalgebra::{DMatrix, DVector};
 use rand::Rng;
@@ -42,23 +41,19 @@ fn model_file(points_seen: u64) -> ModelFile {
     file
 }
 
-fn config(dir: &Path, format: SnapshotFormat) -> SnapshotConfig {
-    SnapshotConfig {
-        dir: dir.to_path_buf(),
-        keep: KEEP,
-        format,
-        ..SnapshotConfig::default()
-    }
+/// The store the daemon opens at start-up.
+fn open(dir: &Path, format: Encoding) -> SnapshotStore {
+    SnapshotStore::open(dir, KEEP, format).expect("open")
 }
 
 /// The child: resume from the newest snapshot, then write forever.
 fn write_forever(dir: &str, format: &str) -> ! {
     let format = if format == "bin" {
-        SnapshotFormat::Bin
+        Encoding::Binary
     } else {
-        SnapshotFormat::Json
+        Encoding::Json
     };
-    let store = SnapshotStore::open(&config(Path::new(dir), format)).expect("open");
+    let store = open(Path::new(dir), format);
     let outcome = store.load_newest().expect("load");
     let mut points = outcome.newest.map_or(0, |(_, m)| m.points_seen);
     loop {
@@ -96,7 +91,7 @@ fn kill_9_while_writing_snapshots_leaves_a_loadable_one() {
         child.kill().expect("kill -9");
         child.wait().expect("reap");
 
-        let store = SnapshotStore::open(&config(dir.path(), SnapshotFormat::Json)).expect("open");
+        let store = open(dir.path(), Encoding::Json);
         let outcome = store.load_newest().expect("load");
         assert!(
             outcome.skipped.is_empty(),
@@ -111,14 +106,14 @@ fn kill_9_while_writing_snapshots_leaves_a_loadable_one() {
         assert_eq!(store.snapshots().expect("list").last(), Some(&path));
         last_points = model.points_seen;
     }
-    let store = SnapshotStore::open(&config(dir.path(), SnapshotFormat::Json)).expect("open");
+    let store = open(dir.path(), Encoding::Json);
     store.write(&model_file(last_points + 10)).expect("write");
     assert_eq!(store.snapshots().expect("list").len(), KEEP);
 }
 
 /// Waits until the child has written a few snapshots past `points`.
 fn wait_for_progress(dir: &Path, points: u64) {
-    let store = SnapshotStore::new(dir, KEEP, SnapshotFormat::Json);
+    let store = SnapshotStore::new(dir, KEEP, Encoding::Json);
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let newest = store

@@ -1,5 +1,6 @@
 //! The one error type of the command line, and how it maps to exit codes
-//! (CONTRACT "The program": 0 success, 2 bad usage or bad input, 1 anything else).
+//! (`docs/reference.md`, "Exit codes": 0 success, 2 bad usage or bad input, 1
+//! anything else).
 
 use std::fmt;
 use std::process::ExitCode;
@@ -72,18 +73,10 @@ impl CliError {
 }
 
 impl fmt::Display for CliError {
-    /// The whole chain on one line, "outer: inner", each cause once: many of our
-    /// errors already end with their cause's text.
+    /// The whole chain on one line, "outer: inner": every error shows its own
+    /// context and leaves its cause to the chain.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut line = self.error.to_string();
-        for cause in self.error.chain().skip(1) {
-            let cause = cause.to_string();
-            if !line.ends_with(&cause) {
-                line.push_str(": ");
-                line.push_str(&cause);
-            }
-        }
-        f.write_str(&line)
+        write!(f, "{:#}", self.error)
     }
 }
 
@@ -121,9 +114,9 @@ mod tests {
     }
 
     #[test]
-    fn a_cause_already_in_the_message_is_not_repeated() {
+    fn typed_errors_print_each_cause_once() {
         #[derive(Debug, thiserror::Error)]
-        #[error("cannot list the directory d: {0}")]
+        #[error("cannot list the directory d")]
         struct Listing(#[source] std::io::Error);
         let inner = std::io::Error::other("Not a directory");
         let err = CliError::failure(anyhow::Error::new(Listing(inner)));

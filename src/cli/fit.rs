@@ -13,7 +13,7 @@ use gmm_model::{
 
 use super::error::CliError;
 use super::fit_bayesian::{self, BayesianArgs};
-use super::input::{explain_dim, report_skipped, InputArgs, PointReader};
+use super::input::{explain_dim, report_skipped, InputArgs};
 use super::model_file;
 use super::output::AtomicFile;
 use super::progress::FitProgress;
@@ -128,7 +128,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     if let Some((name, d)) = model {
         args.input.check_against_model(name, d)?;
     }
-    let mut reader = PointReader::new(&args.input, model_dim)?;
+    let mut reader = args.input.reader(model_dim)?;
     let values = reader.read_to_end().map_err(|e| explain_dim(e, model))?;
     report_skipped(&reader);
     let name = reader.name();

@@ -1,18 +1,19 @@
-//! Where `fit` and `score` read points from: the shared input options, the format
-//! chosen from the file name, and an incremental reader so that `score` can stream.
+//! Where `fit`, `score` and `plot` read points from: the shared input options, the
+//! format chosen from the file name, and gmm-io's incremental reader (so that
+//! `score` can stream).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use gmm_io::{
-    DecodeConfig, Decoder, Format, ReadError, Record, RecordReader, Reject, RejectReason,
-};
+use gmm_io::{DecodeConfig, Format, PointReader, ReadError, RecordDecoder, RejectReason};
 
 use super::error::CliError;
 use super::values;
+
+/// The points of an input, read a chunk at a time.
+pub type Points = PointReader<Box<dyn BufRead>>;
 
 /// Bytes read from a file at a time: large enough that records rarely span a
 /// refill (which costs a copy), small enough not to matter.
@@ -93,9 +94,18 @@ impl InputArgs {
         Ok(())
     }
 
+    /// The points of the input; `model_dim` (from a model) fills in `dim`.
+    pub fn reader(&self, model_dim: Option<usize>) -> Result<Points, CliError> {
+        let name = self.name();
+        let decoder = RecordDecoder::new(self.decode_config(model_dim))
+            .map_err(|e| CliError::bad_input(anyhow::Error::new(e).context(name.clone())))?;
+        let input = self.open()?;
+        Ok(PointReader::new(input, decoder, self.skip_invalid, name))
+    }
+
     /// Opens the input. A missing or unreadable file is bad input (exit 2): the user
     /// named something that cannot be read.
-    pub fn open(&self) -> Result<Box<dyn BufRead>, CliError> {
+    fn open(&self) -> Result<Box<dyn BufRead>, CliError> {
         if self.is_stdin() {
             return Ok(Box::new(io::stdin().lock()));
         }
@@ -124,122 +134,6 @@ pub fn format_for_path(path: &Path) -> Option<Format> {
     }
 }
 
-/// Reads points incrementally, with the rules of [`gmm_io::read_all`]
-/// (same messages): the first invalid point is an error unless invalid points are
-/// skipped, and an input without any valid point is an error.
-pub struct PointReader {
-    records: RecordReader<Box<dyn BufRead>>,
-    decoder: Decoder,
-    name: String,
-    skip_invalid: bool,
-    skipped: usize,
-    points: usize,
-    rejects: Vec<Reject>,
-}
-
-impl PointReader {
-    pub fn new(args: &InputArgs, model_dim: Option<usize>) -> Result<Self, CliError> {
-        let name = args.name();
-        let decoder = Decoder::new(args.decode_config(model_dim))
-            .map_err(|e| CliError::bad_input(anyhow::Error::new(e).context(name.clone())))?;
-        // One point per binary record, so that record numbers are point numbers.
-        let framing = decoder.framing(NonZeroUsize::MIN);
-        Ok(Self {
-            records: RecordReader::new(args.open()?, framing),
-            decoder,
-            name,
-            skip_invalid: args.skip_invalid,
-            skipped: 0,
-            points: 0,
-            rejects: Vec::new(),
-        })
-    }
-
-    /// Appends points (row-major) to `out` until it holds `max_points` more or the
-    /// input ends. Returns the number appended; 0 means the input is exhausted.
-    pub fn fill(&mut self, out: &mut Vec<f64>, max_points: usize) -> Result<usize, ReadError> {
-        let mut added = 0;
-        while added < max_points {
-            let record = self.records.next_record().map_err(|error| ReadError::Io {
-                name: self.name.clone(),
-                error,
-            })?;
-            let Some(record) = record else { break };
-            added += absorb(
-                record,
-                &mut self.decoder,
-                out,
-                &mut self.rejects,
-                self.skip_invalid,
-                &self.name,
-            )?;
-            self.skipped += self.rejects.len();
-            self.rejects.clear();
-        }
-        self.points += added;
-        if added == 0 && self.points == 0 {
-            return Err(ReadError::Empty {
-                name: self.name.clone(),
-                skipped: self.skipped,
-            });
-        }
-        Ok(added)
-    }
-
-    /// Every remaining point, row-major.
-    pub fn read_to_end(&mut self) -> Result<Vec<f64>, ReadError> {
-        let mut out = Vec::new();
-        self.fill(&mut out, usize::MAX)?;
-        Ok(out)
-    }
-
-    /// The dimension of the points (known once one was read).
-    pub fn dim(&self) -> Option<usize> {
-        self.decoder.dim()
-    }
-
-    /// Invalid points skipped so far.
-    pub fn skipped(&self) -> usize {
-        self.skipped
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// Decodes one record into `out`; without `skip_invalid`, its first reject is the
-/// error (named by the record's location).
-fn absorb(
-    record: Record<'_>,
-    decoder: &mut Decoder,
-    out: &mut Vec<f64>,
-    rejects: &mut Vec<Reject>,
-    skip_invalid: bool,
-    name: &str,
-) -> Result<usize, ReadError> {
-    let added = match record.payload {
-        Ok(bytes) => decoder.decode(bytes, out, rejects),
-        Err(reject) => {
-            rejects.push(reject);
-            0
-        }
-    };
-    if !skip_invalid {
-        if let Some(reject) = rejects.drain(..).next() {
-            return Err(ReadError::Invalid {
-                name: name.to_owned(),
-                location: record.location,
-                reject,
-            });
-        }
-    }
-    for reject in rejects.iter() {
-        tracing::debug!(input = name, location = %record.location, "skipped: {}", reject.detail);
-    }
-    Ok(added)
-}
-
 /// A read error, with the model's dimension added when a point has the wrong one
 /// (the reader only knows the number it expected, not where it came from).
 pub fn explain_dim(error: ReadError, model: Option<(&str, usize)>) -> CliError {
@@ -254,7 +148,7 @@ pub fn explain_dim(error: ReadError, model: Option<(&str, usize)>) -> CliError {
 }
 
 /// Reports skipped points; a skipped point is worth a warning even with `--quiet`.
-pub fn report_skipped(reader: &PointReader) {
+pub fn report_skipped(reader: &Points) {
     match reader.skipped() {
         0 => {}
         1 => eprintln!(

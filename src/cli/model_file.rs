@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use gmm_io::{Encoding, ModelFile};
+use gmm_io::{Encoding, FormatError, ModelFile};
 use gmm_model::GaussianMixture;
 
 use super::error::CliError;
@@ -30,16 +30,11 @@ pub fn load(path: &Path) -> Result<Loaded, CliError> {
             CliError::failure_msg(message)
         }
     })?;
-    let file = ModelFile::from_bytes(&bytes)
-        .map_err(|e| CliError::bad_input_msg(format!("{name}: {e}")))?;
-    let mixture = file
-        .mixture()
-        .map_err(|e| CliError::bad_input_msg(format!("{name}: {e}")))?;
-    // The library tells the forms apart the same way: JSON starts with an object.
-    let encoding = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Encoding::Json,
-        _ => Encoding::Binary,
-    };
+    let bad = |e: FormatError| CliError::bad_input(anyhow::Error::new(e).context(name.to_string()));
+    let file = ModelFile::from_bytes(&bytes).map_err(bad)?;
+    let mixture = file.mixture().map_err(bad)?;
+    // A file that loaded is one of the two forms.
+    let encoding = Encoding::of_bytes(&bytes).unwrap_or(Encoding::Binary);
     Ok(Loaded {
         file,
         mixture,
@@ -62,7 +57,7 @@ pub fn save(file: &ModelFile, mut out: AtomicFile) -> Result<(), CliError> {
     let name = out.path().display().to_string();
     let bytes = file
         .encode(Encoding::for_path(out.path()))
-        .map_err(|e| CliError::failure_msg(format!("{name}: {e}")))?;
+        .map_err(|e| CliError::failure(anyhow::Error::new(e).context(name.clone())))?;
     out.write_all(&bytes)
         .map_err(|e| CliError::failure_msg(format!("{name}: cannot write: {e}")))?;
     out.commit()

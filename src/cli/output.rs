@@ -1,133 +1,80 @@
-//! Where commands write: stdout, or a file replaced atomically.
-//!
-//! A file is written to a temporary file in the same directory, flushed to disk and
-//! renamed over the target, then the directory is synced: a failed or interrupted
-//! run leaves the previous file (or none), never half a file.
+//! Where commands write: stdout, or a file replaced atomically (the project's one
+//! atomic writer, `gmm_stream::sink::atomic_file`): a failed or interrupted run
+//! leaves the previous file (or none), never half a file.
 //!
 //! Exit codes: an output directory that does not exist, or an output path that is a
 //! directory, is bad usage (2), checked before any work is done; failing to create
 //! or write the file (permissions, a full disk) is a failure (1).
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
-use tempfile::NamedTempFile;
+use gmm_stream::sink::atomic_file::{self, Access, CommitError};
 
 use super::error::CliError;
 
 /// A file being written; it appears at its path only on [`AtomicFile::commit`].
-pub struct AtomicFile {
-    temp: BufWriter<NamedTempFile>,
-    path: PathBuf,
-}
+pub struct AtomicFile(atomic_file::AtomicFile);
 
 impl AtomicFile {
-    /// Creates the temporary file next to `path`, so that the final rename stays
-    /// within one file system.
+    /// Checks the target, then creates the temporary file next to it.
     pub fn create(path: &Path) -> Result<Self, CliError> {
-        let dir = check_target(path)?;
-        let prefix = temp_prefix(path);
-        let temp = temp_builder(&prefix)
-            .tempfile_in(&dir)
+        check_target(path)?;
+        atomic_file::AtomicFile::create(path, Access::Plain)
             .with_context(|| format!("{}: cannot create the output", path.display()))
-            .map_err(CliError::failure)?;
-        Ok(Self {
-            temp: BufWriter::with_capacity(256 * 1024, temp),
-            path: path.to_owned(),
-        })
+            .map(Self)
+            .map_err(CliError::failure)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
-    /// Flushes, syncs and renames the file into place, then syncs the directory so
-    /// that the rename itself survives a crash.
+    /// Puts the whole file in place (see [`atomic_file::AtomicFile::commit`]).
     pub fn commit(self) -> Result<(), CliError> {
-        let name = self.path.display().to_string();
-        let fail = |e: io::Error| {
-            CliError::failure(anyhow::Error::new(e).context(format!("{name}: cannot write")))
-        };
-        let temp = self.temp.into_inner().map_err(|e| fail(e.into_error()))?;
-        temp.as_file().sync_all().map_err(fail)?;
-        temp.persist(&self.path).map_err(|e| fail(e.error))?;
-        if let Err(e) = sync_dir(&self.path) {
-            // The file is complete and in place; only its durability across a power
-            // loss is in doubt, which is worth a warning, not a failed command.
-            tracing::warn!("{name}: cannot sync the directory: {e}");
+        let name = self.path().display().to_string();
+        match self.0.commit() {
+            Ok(()) => Ok(()),
+            Err(CommitError::Write(e)) => Err(CliError::failure(
+                anyhow::Error::new(e).context(format!("{name}: cannot write")),
+            )),
+            // The file is complete and in place; only its durability across a
+            // power loss is in doubt, which is worth a warning, not a failed command.
+            Err(CommitError::SyncDir(e)) => {
+                tracing::warn!("{name}: cannot sync the directory: {e}");
+                Ok(())
+            }
         }
-        Ok(())
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.temp.write(buf)
+        self.0.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.temp.flush()
+        self.0.flush()
     }
 }
 
-/// The directory the output goes to, once it is known to exist; an output path that
-/// cannot be a file is bad usage.
-fn check_target(path: &Path) -> Result<PathBuf, CliError> {
+/// An output path that cannot be a file, or whose directory does not exist, is
+/// bad usage, reported before any work is done.
+fn check_target(path: &Path) -> Result<(), CliError> {
     let name = path.display();
     if path.is_dir() {
         return Err(CliError::bad_input_msg(format!(
             "{name}: is a directory; name the output file"
         )));
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    let dir = atomic_file::parent_dir(path);
     if !dir.is_dir() {
         return Err(CliError::bad_input_msg(format!(
             "{name}: the output directory {} does not exist",
             dir.display()
         )));
     }
-    Ok(dir)
-}
-
-/// A hidden temporary name derived from the target's, so a leftover is recognisable.
-fn temp_prefix(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!(".{name}.")
-}
-
-/// Temporary files with the permissions a plainly created file would get
-/// (tempfile's default is owner-only).
-fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // The umask still applies, as for any new file.
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    builder
-}
-
-fn sync_dir(path: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(dir)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
     Ok(())
 }
 
@@ -200,31 +147,6 @@ impl Write for Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nothing_appears_before_commit_and_the_whole_file_after() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("out.csv");
-        let mut f = AtomicFile::create(&path).expect("create");
-        f.write_all(b"1,2\n").expect("write");
-        assert!(!path.exists());
-        f.commit().expect("commit");
-        assert_eq!(std::fs::read(&path).expect("read"), b"1,2\n");
-        let leftovers = std::fs::read_dir(dir.path()).expect("ls").count();
-        assert_eq!(leftovers, 1, "the temporary file is gone");
-    }
-
-    #[test]
-    fn an_abandoned_file_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("model.json");
-        std::fs::write(&path, b"old").expect("write");
-        let mut f = AtomicFile::create(&path).expect("create");
-        f.write_all(b"half").expect("write");
-        drop(f);
-        assert_eq!(std::fs::read(&path).expect("read"), b"old");
-        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
-    }
 
     #[test]
     fn a_missing_directory_is_bad_usage() {

@@ -1,9 +1,10 @@
-//! `gmm-stream run`: the daemon (CONTRACT "run").
+//! `gmm-stream run`: the daemon (`docs/reference.md`, "Commands").
 
 use std::path::PathBuf;
 
-use gmm_stream::config::{Config, LogFormat};
+use gmm_stream::config::Config;
 use gmm_stream::daemon;
+use gmm_stream::plan::Plan;
 
 use super::CliError;
 
@@ -25,13 +26,14 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), CliError> {
     let config = Config::load(args.config.as_deref(), &args.sets).map_err(CliError::bad_input)?;
-    super::logging::init(config.log.format == LogFormat::Json, "info");
+    let plan = Plan::resolve(&config).map_err(CliError::bad_input)?;
+    super::logging::init(plan.log.json, "info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gmm-stream")
         .build()
         .map_err(CliError::failure)?;
-    runtime.block_on(daemon::run(config)).map_err(|e| {
+    runtime.block_on(daemon::run(plan)).map_err(|e| {
         if e.is_bad_input() {
             CliError::bad_input(e)
         } else {

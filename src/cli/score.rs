@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use gmm_model::{points_from_rows, EvalRequest, GaussianMixture};
 
 use super::error::CliError;
-use super::input::{explain_dim, report_skipped, InputArgs, PointReader};
+use super::input::{explain_dim, report_skipped, InputArgs};
 use super::model_file;
 use super::output::Output;
 use super::score_format::{RecordWriter, ScoreFormat};
@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let model_name = args.model.display().to_string();
     let d = model.n_features();
     args.input.check_against_model(&model_name, d)?;
-    let mut reader = PointReader::new(&args.input, Some(d))?;
+    let mut reader = args.input.reader(Some(d))?;
     let mut out = Output::open(&args.output)?;
     let mut writer = RecordWriter::new(
         args.output_format,

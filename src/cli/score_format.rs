@@ -1,9 +1,10 @@
-//! The records of `score`, as NDJSON or CSV.
+//! The records of `score`, as NDJSON or CSV: the daemon's score records
+//! ([`ScoreRecord`]), without the model version.
 
 use std::io::{self, Write};
 
 use gmm_model::Evaluation;
-use serde::Serialize;
+use gmm_stream::sink::{write_line, ScoreRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScoreFormat {
@@ -11,16 +12,6 @@ pub enum ScoreFormat {
     Ndjson,
     /// A header line, then comma-separated values
     Csv,
-}
-
-/// One NDJSON record (CONTRACT "score").
-#[derive(Serialize)]
-struct ScoreRecord<'a> {
-    log_density: f64,
-    cluster: usize,
-    responsibilities: &'a [f64],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anomaly: Option<bool>,
 }
 
 /// Writes the records of evaluated points.
@@ -57,29 +48,15 @@ impl RecordWriter {
     /// One record per point of `eval` (which holds log-densities and
     /// responsibilities), in order.
     pub fn write(&mut self, out: &mut impl Write, eval: &Evaluation) -> io::Result<()> {
-        let k = self.n_components;
-        // K×n column-major: the responsibilities of point j are contiguous.
-        let resp = eval.responsibilities.as_slice();
-        for (j, &log_density) in eval.log_density.iter().enumerate() {
-            let responsibilities = &resp[j * k..(j + 1) * k];
-            let record = ScoreRecord {
-                log_density,
-                cluster: gmm_model::most_responsible(responsibilities),
-                responsibilities,
-                anomaly: self.threshold.map(|t| log_density < t),
-            };
+        for j in 0..eval.log_density.len() {
+            let record = ScoreRecord::from_evaluation(eval, j, self.threshold);
             match self.format {
-                ScoreFormat::Ndjson => write_json(out, &record)?,
+                ScoreFormat::Ndjson => write_line(out, &record)?,
                 ScoreFormat::Csv => write_csv(out, &record)?,
             }
         }
         Ok(())
     }
-}
-
-fn write_json(out: &mut impl Write, record: &ScoreRecord<'_>) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, record).map_err(io::Error::from)?;
-    out.write_all(b"\n")
 }
 
 /// `{:?}` prints an f64 in the shortest form that parses back to the same value.
@@ -88,8 +65,8 @@ fn write_csv(out: &mut impl Write, record: &ScoreRecord<'_>) -> io::Result<()> {
     for r in record.responsibilities {
         write!(out, ",{r:?}")?;
     }
-    if let Some(anomaly) = record.anomaly {
-        write!(out, ",{anomaly}")?;
+    if record.threshold.is_some() {
+        write!(out, ",{}", record.anomaly)?;
     }
     out.write_all(b"\n")
 }

@@ -37,7 +37,8 @@ impl Config {
                     path.display()
                 )));
             }
-            figment = figment.merge(Toml::file(path));
+            // Exactly this file: no search of the parent directories.
+            figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment.merge(Layer {
             name: "the environment".into(),
@@ -51,7 +52,7 @@ impl Config {
         }
         let mut config: Config = figment
             .extract()
-            .map_err(|e| ConfigError::Load(describe(e)))?;
+            .map_err(|e| ConfigError::Load(describe(e, file)))?;
         if config.http.token.is_empty() {
             if let Some((_, token)) = env.iter().find(|(k, _)| k == "GMM_STREAM_HTTP_TOKEN") {
                 config.http.token = token.clone();
@@ -173,8 +174,10 @@ fn merge_dict(into: &mut Dict, from: Dict) {
     }
 }
 
-/// figment's error, as one sentence that names the key and where it came from.
-fn describe(e: figment::Error) -> String {
+/// figment's error, as one sentence that names the key and where it came from:
+/// the config `file` as the user spelt it (figment would show it relative to the
+/// working directory, `../../x.toml`).
+fn describe(e: figment::Error, file: Option<&Path>) -> String {
     e.into_iter()
         .map(|err| {
             let key = if err.path.is_empty() {
@@ -185,9 +188,12 @@ fn describe(e: figment::Error) -> String {
             let origin = err
                 .metadata
                 .as_ref()
-                .map(|m| match &m.source {
-                    Some(source) => format!(" (from {} {source})", m.name),
-                    None => format!(" (from {})", m.name),
+                .map(|m| match (&m.source, file) {
+                    (Some(figment::Source::File(_)), Some(path)) => {
+                        format!(" (from {} {})", m.name, path.display())
+                    }
+                    (Some(source), _) => format!(" (from {} {source})", m.name),
+                    (None, _) => format!(" (from {})", m.name),
                 })
                 .unwrap_or_default();
             // A TOML syntax error spans lines; the log wants one.

@@ -1,7 +1,9 @@
-//! The daemon's configuration: TOML, in layers (later wins): built-in defaults, the
-//! file, environment variables `GMM_STREAM__SECTION__KEY`, and `--set
-//! section.key=value`. Unknown keys are an error; every value is validated with a
-//! message that names its key. `config/default.toml` documents every key.
+//! The daemon's configuration as the user wrote it: TOML, in layers (later wins):
+//! built-in defaults, the file, environment variables `GMM_STREAM__SECTION__KEY`,
+//! and `--set section.key=value`. Unknown keys are an error; every value is
+//! validated with a message that names its key. `config/default.toml` documents
+//! every key. The daemon does not read this: it runs on the [`crate::plan::Plan`]
+//! resolved from it once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +11,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use gmm_io::Format;
+pub use crate::source::generator::GeneratorConfig;
+use gmm_io::{Encoding, Format};
 use gmm_model::{
     CovarianceType, DriftSettings, HalfLifeUnit, Inference, OnlineSettings, OnlineVariational,
     Schedule, WeightPriorType,
@@ -89,47 +92,6 @@ impl Default for SourceConfig {
             dim: 0,
             max_record_bytes: 64 << 20,
             generator: GeneratorConfig::default(),
-        }
-    }
-}
-
-/// The built-in synthetic stream: a seeded mixture that can drift and emit outliers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GeneratorConfig {
-    /// Dimension of the points (`source.dim` wins when set).
-    pub dim: usize,
-    pub components: usize,
-    pub seed: u64,
-    /// Points per second; 0 is as fast as possible.
-    pub rate: f64,
-    /// Total points, then the stream ends; 0 never ends.
-    pub limit: u64,
-    /// Half-width of the box the component means are drawn in.
-    pub spread: f64,
-    /// Gradual drift: distance every mean moves per 10 000 points.
-    pub drift_per_10k: f64,
-    /// Abrupt change: every this many points the means jump (0: never).
-    pub jump_every: u64,
-    /// Distance of each jump.
-    pub jump_size: f64,
-    /// Fraction of points drawn far from every component.
-    pub outlier_fraction: f64,
-}
-
-impl Default for GeneratorConfig {
-    fn default() -> Self {
-        Self {
-            dim: 2,
-            components: 3,
-            seed: 42,
-            rate: 2_000.0,
-            limit: 0,
-            spread: 8.0,
-            drift_per_10k: 0.0,
-            jump_every: 0,
-            jump_size: 6.0,
-            outlier_fraction: 0.0,
         }
     }
 }
@@ -250,13 +212,6 @@ impl Default for EstimatorConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotFormat {
-    Json,
-    Bin,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SnapshotConfig {
@@ -267,7 +222,8 @@ pub struct SnapshotConfig {
     pub every_seconds: f64,
     /// Snapshots kept on disk (at least 1).
     pub keep: usize,
-    pub format: SnapshotFormat,
+    /// `json` or `bin`.
+    pub format: Encoding,
     /// Kafka topic every snapshot is also published to (empty: none).
     pub topic: String,
 }
@@ -279,7 +235,7 @@ impl Default for SnapshotConfig {
             every_points: 100_000,
             every_seconds: 60.0,
             keep: 5,
-            format: SnapshotFormat::Json,
+            format: Encoding::Json,
             topic: String::new(),
         }
     }
@@ -440,13 +396,10 @@ impl Config {
             min_weight: e.min_weight,
             map_prior: e.map_prior,
             drift: e.drift,
-            // With anomaly trimming, the warm-up also leaves out its least likely
-            // points: at least 1 %, or the anomaly quantile when that is larger.
-            warmup_trim: if e.trim_anomalies {
-                self.scores.anomaly_quantile.max(0.01)
-            } else {
-                0.0
-            },
+            warmup_trim: OnlineSettings::warmup_trim_for(
+                e.trim_anomalies,
+                self.scores.anomaly_quantile,
+            ),
             inference: e.inference,
             variational: e.variational.settings(),
         }

@@ -81,6 +81,19 @@ fn file_errors_name_the_file_on_one_line() {
 }
 
 #[test]
+fn file_errors_name_the_file_as_the_user_spelt_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+    std::fs::write(dir.path().join("bad.toml"), "[source]\nfromat = \"csv\"\n").expect("write");
+    let spelt = dir.path().join("sub").join("..").join("bad.toml");
+    let err = Config::load_from(Some(&spelt), &[], &[]).expect_err("unknown");
+    assert!(
+        err.to_string().contains(&spelt.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
 fn invalid_values_name_their_key() {
     let cases = [
         ("estimator.batch_size=0", "estimator.batch_size"),

@@ -13,21 +13,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::batcher::{Batch, BatchMsg};
 use super::output::{Output, ScoredBatch};
-use super::status::Counters;
 use super::DaemonError;
+use crate::http::LiveModel;
 use crate::source::chunk::{Ack, Origin, RecordMark};
-use gmm_io::{EstimatorInfo, ModelFile, Positions};
-use gmm_model::anomaly::AnomalyThreshold;
-use gmm_model::{points_from_rows, BatchOutcome, GaussianMixture, OnlineEm, StructureChanges};
-
-/// What the HTTP server reads: the current model and how to flag with it.
-#[derive(Clone, Debug)]
-pub struct LiveModel {
-    pub model: Arc<GaussianMixture>,
-    /// The model file of the latest update (what `/model` serves; its version and
-    /// anomaly threshold are those that scores carry).
-    pub file: Arc<ModelFile>,
-}
+use crate::telemetry::Counters;
+use gmm_io::{ModelFile, Positions};
+use gmm_model::{points_from_rows, Absorbed, StreamEstimator, StructureChanges};
 
 /// When snapshots are due.
 #[derive(Clone, Debug)]
@@ -37,12 +28,10 @@ pub struct SnapshotPolicy {
 }
 
 pub struct EstimatorStage {
-    pub estimator: OnlineEm,
-    pub anomaly: AnomalyThreshold,
+    /// Online EM and the anomaly threshold of its points.
+    pub stream: StreamEstimator,
     pub positions: Positions,
     pub policy: SnapshotPolicy,
-    /// Leave points below the anomaly threshold out of the statistics.
-    pub trim_anomalies: bool,
     /// Build score records at all (a scores sink is configured).
     pub scores: bool,
     pub counters: Arc<Counters>,
@@ -61,7 +50,7 @@ impl EstimatorStage {
     /// Runs until the batcher ends the stream (`End`: finish the warm-up, final
     /// snapshot) or goes away (shutdown: final snapshot of what was absorbed).
     pub fn run(mut self, mut batches: mpsc::Receiver<BatchMsg>) -> Result<(), DaemonError> {
-        let mut last_snapshot = (self.estimator.points_seen(), Instant::now());
+        let mut last_snapshot = (self.stream.em.points_seen(), Instant::now());
         let mut last_batch = Instant::now();
         let mut warmup = WarmupOrigins::default();
         // Absorbed points or a moved position that no snapshot holds yet.
@@ -81,7 +70,7 @@ impl EstimatorStage {
                             // (publish, commit) what was absorbed since, rather
                             // than leave it unsaved until more input arrives.
                             self.snapshot(None)?;
-                            last_snapshot = (self.estimator.points_seen(), Instant::now());
+                            last_snapshot = (self.stream.em.points_seen(), Instant::now());
                             unsaved = false;
                             continue;
                         }
@@ -100,7 +89,7 @@ impl EstimatorStage {
                     unsaved = true;
                     if self.snapshot_due(last_snapshot) {
                         self.snapshot(None)?;
-                        last_snapshot = (self.estimator.points_seen(), Instant::now());
+                        last_snapshot = (self.stream.em.points_seen(), Instant::now());
                         unsaved = false;
                     }
                 }
@@ -110,17 +99,18 @@ impl EstimatorStage {
                 }
                 BatchMsg::Flush(ack) => {
                     self.snapshot(Some(ack))?;
-                    last_snapshot = (self.estimator.points_seen(), Instant::now());
+                    last_snapshot = (self.stream.em.points_seen(), Instant::now());
                     unsaved = false;
                 }
                 BatchMsg::End { positions } => {
                     self.positions = positions;
-                    let outcome = self.estimator.finish_warmup().map_err(DaemonError::Model)?;
-                    self.emit_scores(outcome, &[], &mut warmup)?;
-                    if self.estimator.model().is_none() && self.estimator.warmup_len() > 0 {
+                    let absorbed = self.stream.finish_warmup().map_err(DaemonError::Model)?;
+                    self.emit_scores(absorbed, &[], &mut warmup)?;
+                    let em = &self.stream.em;
+                    if em.model().is_none() && em.warmup_len() > 0 {
                         return Err(DaemonError::TooFewPoints {
-                            points: self.estimator.warmup_len(),
-                            components: self.estimator.settings().n_components,
+                            points: em.warmup_len(),
+                            components: em.settings().n_components,
                         });
                     }
                     break;
@@ -130,7 +120,7 @@ impl EstimatorStage {
         self.publish();
         // Before the model exists nothing was absorbed for good: a restart reads
         // the same points again, so there is nothing to save.
-        if self.estimator.model().is_some() {
+        if self.stream.em.model().is_some() {
             self.snapshot(None)?;
         }
         Ok(())
@@ -145,11 +135,8 @@ impl EstimatorStage {
         let d = batch.dim();
         let x = points_from_rows(&batch.values, d).map_err(DaemonError::Model)?;
         let started = Instant::now();
-        // The threshold as it was before this batch, like the flags.
-        let trim = self.anomaly.threshold().filter(|_| self.trim_anomalies);
-        self.estimator.set_trim_threshold(trim);
-        let outcome = match self.estimator.partial_fit(x, elapsed) {
-            Ok(outcome) => outcome,
+        let absorbed = match self.stream.absorb(x, elapsed) {
+            Ok(absorbed) => absorbed,
             Err(e) => {
                 // The batch is lost to the model but not to the count: the daemon
                 // goes on, and the error says why.
@@ -161,12 +148,9 @@ impl EstimatorStage {
                 return Ok(());
             }
         };
-        let took = started.elapsed();
-        self.counters
-            .last_step_us
-            .store(took.as_micros() as u64, Relaxed);
-        metrics::histogram!(crate::http::metrics::EM_STEP_SECONDS).record(took.as_secs_f64());
+        self.counters.em_step(started.elapsed());
         self.positions = batch.positions;
+        let outcome = &absorbed.outcome;
         if outcome.change_detected {
             tracing::warn!("abrupt change detected: forgetting faster and refitting on new points");
             self.counters.changes_detected.fetch_add(1, Relaxed);
@@ -178,14 +162,14 @@ impl EstimatorStage {
             .reseeds
             .fetch_add(outcome.reseeded.len() as u64, Relaxed);
         self.count_structure(&outcome.structure);
-        self.emit_scores(outcome, &batch.marks, warmup)?;
+        self.emit_scores(absorbed, &batch.marks, warmup)?;
         self.counters.batches.fetch_add(1, Relaxed);
         self.counters
             .points_absorbed
-            .store(self.estimator.points_seen(), Relaxed);
+            .store(self.stream.em.points_seen(), Relaxed);
         self.counters
             .model_version
-            .store(self.estimator.model_version(), Relaxed);
+            .store(self.stream.em.model_version(), Relaxed);
         self.publish();
         Ok(())
     }
@@ -194,11 +178,11 @@ impl EstimatorStage {
     /// nothing is scored and the records' origins wait in `warmup`.
     fn emit_scores(
         &mut self,
-        outcome: BatchOutcome,
+        absorbed: Absorbed,
         marks: &[RecordMark],
         warmup: &mut WarmupOrigins,
     ) -> Result<(), DaemonError> {
-        let Some(scored) = outcome.scored else {
+        let Some(scored) = absorbed.outcome.scored else {
             let base = warmup.points;
             for m in marks {
                 warmup.marks.push_back(RecordMark {
@@ -216,14 +200,11 @@ impl EstimatorStage {
             origin: m.origin.clone(),
         }));
         let log_density = &scored.evaluation.log_density;
-        let threshold = self.anomaly.threshold();
-        let anomalies = log_density
-            .iter()
-            .filter(|&&ld| gmm_model::anomaly::is_anomaly(ld, threshold))
-            .count();
-        self.anomaly.observe_batch(log_density);
-        self.counters.anomalies.fetch_add(anomalies as u64, Relaxed);
-        self.counters.set_threshold(self.anomaly.threshold());
+        let threshold = absorbed.threshold;
+        self.counters
+            .anomalies
+            .fetch_add(absorbed.anomalies as u64, Relaxed);
+        self.counters.set_threshold(self.stream.anomaly.threshold());
         self.counters
             .set_recent_mean_ll(scored.evaluation.mean_log_likelihood());
         if !self.scores {
@@ -242,7 +223,7 @@ impl EstimatorStage {
     /// How long to wait for the next batch before a time-based snapshot of what
     /// is unsaved; None: no snapshot is pending, wait as long as it takes.
     fn idle_wait(&self, since: Instant, unsaved: bool) -> Option<std::time::Duration> {
-        if !unsaved || self.estimator.model().is_none() || self.policy.every_seconds <= 0.0 {
+        if !unsaved || self.stream.em.model().is_none() || self.policy.every_seconds <= 0.0 {
             return None;
         }
         let every = std::time::Duration::try_from_secs_f64(self.policy.every_seconds).ok()?;
@@ -250,12 +231,12 @@ impl EstimatorStage {
     }
 
     fn snapshot_due(&self, (points, at): (u64, Instant)) -> bool {
-        if self.estimator.model().is_none() {
+        if self.stream.em.model().is_none() {
             return false;
         }
         let p = &self.policy;
         let by_points =
-            p.every_points > 0 && self.estimator.points_seen() - points >= p.every_points;
+            p.every_points > 0 && self.stream.em.points_seen() - points >= p.every_points;
         let by_time = p.every_seconds > 0.0 && at.elapsed().as_secs_f64() >= p.every_seconds;
         by_points || by_time
     }
@@ -280,17 +261,8 @@ impl EstimatorStage {
     /// The model file of the current state (None during the warm-up); with the
     /// estimator's state for snapshots, without for readers of the parameters.
     fn model_file(&self, with_state: bool) -> Option<ModelFile> {
-        let model = self.estimator.model()?;
-        let settings = self.estimator.settings().clone();
-        let mut file = ModelFile::new(model, EstimatorInfo::Online(settings), now_rfc3339());
-        file.points_seen = self.estimator.points_seen();
-        file.model_version = self.estimator.model_version();
-        file.anomaly_threshold = self.anomaly.threshold();
+        let mut file = ModelFile::of_stream(&self.stream, with_state, now_rfc3339())?;
         file.positions = Some(self.positions.clone());
-        if with_state {
-            file.anomaly_state = Some(self.anomaly.clone());
-            file.set_online_state(self.estimator.settings(), self.estimator.state().clone());
-        }
         Some(file)
     }
 
@@ -318,11 +290,11 @@ impl EstimatorStage {
         let Some(file) = self.model_file(false) else {
             return;
         };
-        let Some(model) = self.estimator.model() else {
+        let Some(model) = self.stream.em.model() else {
             return;
         };
         self.counters.model_ready.store(1, Relaxed);
-        let effective = self.estimator.effective_components().unwrap_or(0);
+        let effective = self.stream.em.effective_components().unwrap_or(0);
         self.counters
             .effective_components
             .store(effective as u64, Relaxed);

@@ -1,4 +1,4 @@
-//! `gmm-stream run`: the long-running pipeline.
+//! `gmm-stream run`: the long-running pipeline, and the HTTP server beside it.
 //!
 //! ```text
 //! source ──► batcher ──► estimator ──► output (scores, snapshots, commits)
@@ -9,6 +9,11 @@
 //! One cancellation token stops everything: the source stops reading, the partial
 //! batch is dropped (the last snapshot's positions still point at it), the final
 //! snapshot is written, offsets are committed.
+//!
+//! This module composes the daemon: it resolves the [`Plan`], opens the sinks,
+//! starts the HTTP server (which reads the counters and the model the estimator
+//! publishes, and knows nothing of the stages) and the stages, and waits for them.
+//! `docs/architecture.md` follows one point through it.
 
 pub mod batcher;
 pub mod estimator;
@@ -16,25 +21,29 @@ pub mod output;
 mod restore;
 pub mod signals;
 mod sources;
-pub mod status;
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError, SinkKind, SourceKind};
-use crate::sink::kafka::{KafkaSink, KafkaSinkError};
-use crate::sink::{DeadLetterWriter, ScoresWriter, SinkError, SnapshotStore};
+use crate::config::{Config, ConfigError};
+use crate::http::{self, LiveModel};
+use crate::plan::{HttpPlan, Plan};
+use crate::sink::{KafkaSink, Sink, SinkError, SnapshotStore};
 use crate::source::file::SourceError;
 use crate::source::kafka::KafkaSourceError;
+use crate::source::GeneratorError;
+use crate::telemetry::{status, Counters};
 use batcher::Batcher;
-use estimator::{EstimatorStage, LiveModel, SnapshotPolicy};
-use gmm_model::ModelError;
-use output::{DeadLetterTarget, OutputStage, ScoresTarget};
-use status::Counters;
+use estimator::{EstimatorStage, SnapshotPolicy};
+use gmm_model::anomaly::AnomalyError;
+use gmm_model::{ModelError, StreamEstimator};
+use output::OutputStage;
 
 /// Capacities of the channels between stages, in messages.
 const SOURCE_QUEUE: usize = 8;
@@ -44,6 +53,8 @@ const REJECT_QUEUE: usize = 64;
 /// How long shutdown waits for a source thread blocked in a read.
 const SOURCE_GRACE: Duration = Duration::from_millis(500);
 
+/// Why the daemon stopped. Each variant shows its own context and chains its
+/// cause; [`DaemonError::is_bad_input`] tells the exit status.
 #[derive(Debug, Error)]
 pub enum DaemonError {
     #[error(transparent)]
@@ -51,49 +62,74 @@ pub enum DaemonError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
+    KafkaSource(#[from] KafkaSourceError),
+    #[error("source.generator")]
+    Generator(#[from] GeneratorError),
+    #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error("{0}")]
+    #[error("the estimator settings are invalid")]
+    Settings(#[source] ModelError),
+    #[error("the anomaly threshold settings are invalid")]
+    Anomaly(#[source] AnomalyError),
+    /// The model could not be updated (a numerical failure).
+    #[error(transparent)]
     Model(ModelError),
     #[error("the snapshot {path} does not fit the configuration: {reason}; point snapshot.dir elsewhere or remove it to start afresh")]
     IncompatibleSnapshot { path: String, reason: String },
     #[error("the input ended after {points} points, fewer than the {components} components need")]
     TooFewPoints { points: usize, components: usize },
-    #[error(transparent)]
-    KafkaSource(#[from] crate::source::kafka::KafkaSourceError),
-    #[error(transparent)]
-    KafkaSink(#[from] crate::sink::kafka::KafkaSinkError),
     #[error("the output stage stopped unexpectedly")]
     OutputGone,
-    #[error("a pipeline stage failed unexpectedly: {0}")]
-    Stage(String),
-    #[error("cannot set up signal handling: {0}")]
-    Signals(std::io::Error),
-    #[error("cannot listen on http.listen = {addr}: {error}")]
-    Http { addr: String, error: std::io::Error },
+    #[error("the {stage} stopped unexpectedly")]
+    Crashed {
+        stage: &'static str,
+        #[source]
+        error: tokio::task::JoinError,
+    },
+    #[error("the source thread stopped unexpectedly (it panicked)")]
+    SourceThreadLost,
+    #[error("cannot start the source thread")]
+    Spawn(#[source] std::io::Error),
+    #[error("cannot set up signal handling")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot listen on http.listen = {addr}")]
+    Http {
+        addr: String,
+        #[source]
+        error: std::io::Error,
+    },
 }
 
 impl DaemonError {
-    /// Bad configuration or bad input (exit 2) rather than a failure (exit 1).
+    /// Bad settings or bad input (exit 2) rather than a failure (exit 1).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Self::Config(_)
-                | Self::IncompatibleSnapshot { .. }
-                | Self::TooFewPoints { .. }
-                | Self::Source(SourceError::Open { .. } | SourceError::BeyondEnd { .. })
-                | Self::KafkaSource(
-                    KafkaSourceError::MissingTopics(_) | KafkaSourceError::Decode(_)
-                )
-                | Self::KafkaSink(KafkaSinkError::MissingTopics(_))
-        )
+            | Self::Generator(_)
+            | Self::Settings(_)
+            | Self::Anomaly(_)
+            | Self::IncompatibleSnapshot { .. }
+            | Self::TooFewPoints { .. } => true,
+            Self::Source(e) => e.is_bad_input(),
+            Self::KafkaSource(e) => e.is_bad_input(),
+            Self::Sink(e) => e.is_bad_input(),
+            // Not an address at all, as opposed to one that is taken.
+            Self::Http { error, .. } => error.kind() == std::io::ErrorKind::InvalidInput,
+            Self::Model(_)
+            | Self::OutputGone
+            | Self::Crashed { .. }
+            | Self::SourceThreadLost
+            | Self::Spawn(_)
+            | Self::Signals(_) => false,
+        }
     }
 }
 
 /// Runs the daemon until a finite source ends or a signal asks it to stop.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+pub async fn run(plan: Plan) -> Result<(), DaemonError> {
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(signals::watch(cancel.clone()));
-    let result = run_until(config, cancel.clone()).await;
+    let result = run_plan(plan, cancel.clone()).await;
     // After a first signal the watcher waits for a second one, to exit at once;
     // once the pipeline is done there is nothing left to interrupt.
     if signals.is_finished() {
@@ -106,49 +142,67 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     result
 }
 
-/// The pipeline, stopped by `cancel` (tests drive it directly).
+/// The daemon on `config`, stopped by `cancel` (tests drive it directly).
 pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), DaemonError> {
-    let config = Arc::new(config);
+    let plan = Plan::resolve(&config)?;
+    run_plan(plan, cancel).await
+}
+
+/// The pipeline and the HTTP server, stopped by `cancel`.
+pub async fn run_plan(plan: Plan, cancel: CancellationToken) -> Result<(), DaemonError> {
     let counters = Arc::new(Counters::new());
-    let store = SnapshotStore::open(&config.snapshot)?;
-    let restored = restore::restore(&config, &store)?;
+    let snapshots = &plan.snapshots;
+    let store = SnapshotStore::open(&snapshots.dir, snapshots.keep, snapshots.encoding)?;
+    let restored = restore::restore(&plan.estimator, plan.source.decode.dim, &store)?;
     // Rates and counts continue from the restored model, not from zero.
-    counters.points_absorbed.store(
-        restored.estimator.points_seen(),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    counters.model_version.store(
-        restored.estimator.model_version(),
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    counters
+        .points_absorbed
+        .store(restored.estimator.points_seen(), Relaxed);
+    counters
+        .model_version
+        .store(restored.estimator.model_version(), Relaxed);
     let (live_tx, live_rx) = watch::channel::<Option<LiveModel>>(None);
-    let http = start_http(&config, &counters, live_rx, &cancel).await?;
+    let http = match &plan.http {
+        Some(http) => Some(start_http(http, &counters, live_rx, &cancel).await?),
+        None => None,
+    };
 
     let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
     let (batch_tx, batch_rx) = mpsc::channel(BATCH_QUEUE);
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
     let (reject_tx, reject_rx) = mpsc::channel(REJECT_QUEUE);
 
-    let kafka = kafka_sink(&config).await?;
-    let source = sources::start(&config, &restored, src_tx, cancel.clone(), &counters).await?;
+    let producer = kafka_producer(&plan).await?;
+    let source = sources::start(
+        &plan.source,
+        &plan.required_topics,
+        &restored,
+        src_tx,
+        cancel.clone(),
+        &counters,
+    )
+    .await?;
     let batcher = Batcher {
-        batch_size: config.estimator.batch_size,
-        timeout: Duration::from_millis(config.estimator.batch_timeout_ms),
+        batch_size: plan.batching.size,
+        timeout: plan.batching.timeout,
         positions: source.positions.clone(),
         cancel: cancel.clone(),
     };
     let batcher = tokio::spawn(batcher.run(src_rx, batch_tx, reject_tx));
 
+    let scores = Sink::open(&plan.scores, "scores", producer.as_ref())?;
     let estimator = EstimatorStage {
-        estimator: restored.estimator,
-        anomaly: restored.anomaly,
+        stream: StreamEstimator {
+            em: restored.estimator,
+            anomaly: restored.anomaly,
+            trim_anomalies: plan.estimator.trim_anomalies,
+        },
         positions: source.positions.clone(),
         policy: SnapshotPolicy {
-            every_points: config.snapshot.every_points,
-            every_seconds: config.snapshot.every_seconds,
+            every_points: snapshots.every_points,
+            every_seconds: snapshots.every_seconds,
         },
-        trim_anomalies: config.estimator.trim_anomalies,
-        scores: config.scores.sink != crate::config::SinkKind::None,
+        scores: !scores.is_none(),
         counters: counters.clone(),
         live: live_tx,
         output: out_tx,
@@ -157,11 +211,10 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
 
     let output = OutputStage {
         store,
-        scores: scores_target(&config)?,
-        dead_letters: dead_letter_target(&config)?,
-        kafka,
-        snapshot_topic: non_empty(&config.snapshot.topic),
-        model_name: config.model.name.clone(),
+        scores,
+        dead_letters: Sink::open(&plan.dead_letters, "dead letters", producer.as_ref())?,
+        published: Sink::open(&snapshots.published, "snapshots", producer.as_ref())?,
+        model_name: snapshots.model_name.clone(),
         committer: source.committer,
         counters: counters.clone(),
         source_name: source.name.clone(),
@@ -169,176 +222,95 @@ pub async fn run_until(config: Config, cancel: CancellationToken) -> Result<(), 
     };
     let output = tokio::task::spawn_blocking(move || output.run(out_rx, reject_rx));
 
-    let status_every = Duration::from_secs_f64(config.log.status_every_seconds);
     let status = tokio::spawn(status::report(
         counters.clone(),
-        status_every,
+        plan.log.status_every,
         cancel.clone(),
     ));
 
     // The estimator ends when the stream does (or on shutdown); everything
     // downstream then drains.
-    let estimated = join(estimator).await;
+    let estimated = join("estimator", estimator).await;
     if estimated.is_err() {
         // Stop the source and the batcher so nothing waits on a dead stage.
         cancel.cancel();
     }
-    let written = join(output).await;
+    let written = join("output stage", output).await;
     let _ = batcher.await;
     let sourced = if cancel.is_cancelled() {
         // On shutdown everything is written by now. A source blocked in a read
         // that cannot be interrupted (an idle stdin) is not waited for long.
-        match tokio::time::timeout(SOURCE_GRACE, source.handle).await {
+        match tokio::time::timeout(SOURCE_GRACE, join("source", source.handle)).await {
             Ok(joined) => joined,
             Err(_) => {
                 tracing::info!("the source is blocked in a read: stopping without it");
-                Ok(Ok(()))
+                Ok(())
             }
         }
     } else {
-        source.handle.await
+        join("source", source.handle).await
     };
     cancel.cancel();
     let _ = status.await;
     if let Some(http) = http {
         let _ = http.await;
     }
-    summarize(&counters);
+    status::summarize(&counters);
     estimated?;
     written?;
-    match sourced {
-        Ok(result) => result,
-        Err(e) => Err(DaemonError::Stage(e.to_string())),
-    }
+    sourced
 }
 
-/// One last line with the run's totals. The status lines give rejects only in
-/// total and the per-reason warnings are rate-limited, so this is where the exact
-/// count of every reason is told.
-fn summarize(counters: &Counters) {
-    use gmm_io::RejectReason as R;
-    use std::sync::atomic::Ordering::Relaxed;
-    tracing::info!(
-        points_seen = counters.points_absorbed.load(Relaxed),
-        batches = counters.batches.load(Relaxed),
-        model_version = counters.model_version.load(Relaxed),
-        snapshots = counters.snapshots.load(Relaxed),
-        failed_points = counters.failed_points.load(Relaxed),
-        anomalies = counters.anomalies.load(Relaxed),
-        rejected = counters.rejects_total(),
-        rejected_parse = counters.rejects(R::Parse),
-        rejected_dimension = counters.rejects(R::Dimension),
-        rejected_non_finite = counters.rejects(R::NonFinite),
-        rejected_missing_field = counters.rejects(R::MissingField),
-        rejected_fields_needed = counters.rejects(R::FieldsNeeded),
-        rejected_too_large = counters.rejects(R::TooLarge),
-        "run ended"
-    );
-}
-
-async fn join(handle: tokio::task::JoinHandle<Result<(), DaemonError>>) -> Result<(), DaemonError> {
+async fn join(
+    stage: &'static str,
+    handle: JoinHandle<Result<(), DaemonError>>,
+) -> Result<(), DaemonError> {
     handle
         .await
-        .unwrap_or_else(|e| Err(DaemonError::Stage(e.to_string())))
+        .unwrap_or_else(|error| Err(DaemonError::Crashed { stage, error }))
 }
 
-/// Binds and serves the HTTP API when `http.listen` is set.
+/// Binds and serves the HTTP API.
 async fn start_http(
-    config: &Config,
+    plan: &HttpPlan,
     counters: &Arc<Counters>,
     live: watch::Receiver<Option<LiveModel>>,
     cancel: &CancellationToken,
-) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, DaemonError> {
-    let listen = config.http.listen.trim();
-    if listen.is_empty() {
-        return Ok(None);
-    }
-    let (listener, addr) = crate::http::bind(listen)
+) -> Result<JoinHandle<std::io::Result<()>>, DaemonError> {
+    let (listener, addr) = http::bind(&plan.listen)
         .await
         .map_err(|error| DaemonError::Http {
-            addr: listen.to_string(),
+            addr: plan.listen.clone(),
             error,
         })?;
     tracing::info!(%addr, "HTTP API listening");
-    let state = crate::http::AppState {
+    let state = http::AppState {
         counters: counters.clone(),
         live,
-        token: non_empty(&config.http.token).map(Arc::from),
-        max_body_bytes: config.http.max_body_bytes,
+        token: plan.token.clone(),
+        max_body_bytes: plan.max_body_bytes,
     };
-    let app = crate::http::router(state);
-    Ok(Some(tokio::spawn(crate::http::serve(
-        listener,
-        app,
-        cancel.clone(),
-    ))))
-}
-
-fn scores_target(config: &Config) -> Result<ScoresTarget, DaemonError> {
-    Ok(match config.scores.sink {
-        SinkKind::None => ScoresTarget::None,
-        SinkKind::Kafka => ScoresTarget::Kafka {
-            topic: config.scores.topic.clone(),
-        },
-        SinkKind::Stdout | SinkKind::File => match ScoresWriter::open(&config.scores)? {
-            Some(w) => ScoresTarget::Writer(w),
-            None => ScoresTarget::None,
-        },
-    })
-}
-
-fn dead_letter_target(config: &Config) -> Result<DeadLetterTarget, DaemonError> {
-    Ok(match config.dead_letter.sink {
-        SinkKind::File => {
-            DeadLetterTarget::File(DeadLetterWriter::append(&config.dead_letter.path)?)
-        }
-        SinkKind::Kafka => DeadLetterTarget::Kafka {
-            topic: config.dead_letter.topic.clone(),
-        },
-        SinkKind::None | SinkKind::Stdout => DeadLetterTarget::None,
-    })
-}
-
-fn non_empty(s: &str) -> Option<String> {
-    (!s.trim().is_empty()).then(|| s.to_string())
-}
-
-/// The topics the daemon reads or writes, which must exist before it starts.
-pub(crate) fn required_topics(config: &Config) -> Vec<String> {
-    let mut topics = Vec::new();
-    if config.source.kind == SourceKind::Kafka {
-        topics.extend(config.kafka.topics.iter().cloned());
-    }
-    topics.extend(non_empty(&config.snapshot.topic));
-    if config.scores.sink == SinkKind::Kafka {
-        topics.push(config.scores.topic.clone());
-    }
-    if config.dead_letter.sink == SinkKind::Kafka {
-        topics.push(config.dead_letter.topic.clone());
-    }
-    topics.sort();
-    topics.dedup();
-    topics
+    let app = http::router(state);
+    Ok(tokio::spawn(http::serve(listener, app, cancel.clone())))
 }
 
 /// The producer, when some output goes to Kafka; every topic the daemon needs is
 /// checked first, the input's included, so that one error names all the missing.
-async fn kafka_sink(config: &Config) -> Result<Option<KafkaSink>, DaemonError> {
-    let required = required_topics(config);
-    let mut outputs = required.clone();
-    if config.source.kind == SourceKind::Kafka {
-        outputs.retain(|t| !config.kafka.topics.contains(t));
-    }
-    if outputs.is_empty() {
+async fn kafka_producer(plan: &Plan) -> Result<Option<Arc<KafkaSink>>, DaemonError> {
+    let Some(client) = plan.producer.clone() else {
         return Ok(None);
-    }
-    let k = config.kafka.clone();
-    let sink = tokio::task::spawn_blocking(move || -> Result<KafkaSink, DaemonError> {
-        let sink = KafkaSink::new(&k.brokers, &k.properties)?;
-        sink.check_topics(&k.brokers, &required)?;
+    };
+    let required = plan.required_topics.clone();
+    // Creating the producer and fetching metadata block (up to seconds).
+    let created = tokio::task::spawn_blocking(move || -> Result<KafkaSink, SinkError> {
+        let sink = KafkaSink::new(&client.brokers, &client.properties)?;
+        sink.check_topics(&client.brokers, &required)?;
         Ok(sink)
     })
     .await
-    .map_err(|e| DaemonError::Stage(e.to_string()))??;
-    Ok(Some(sink))
+    .map_err(|error| DaemonError::Crashed {
+        stage: "Kafka producer set-up",
+        error,
+    })??;
+    Ok(Some(Arc::new(created)))
 }

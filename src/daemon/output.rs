@@ -12,14 +12,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
-use super::status::Counters;
 use super::DaemonError;
-use crate::sink::dead_letter::{DeadLetter, DeadLetterPosition, DeadLetterWriter};
-use crate::sink::kafka::{dead_letter_headers, KafkaSink};
-use crate::sink::scores::{KafkaPosition, ScoreRecord, ScoresWriter};
-use crate::sink::snapshot::SnapshotStore;
-use crate::sink::SinkError;
+use crate::sink::{
+    DeadLetter, DeadLetterPosition, KafkaPosition, PublishedModel, ScoreRecord, Sink, SinkError,
+    SnapshotStore,
+};
 use crate::source::chunk::{Ack, Origin, Rejected};
+use crate::telemetry::{Chain, Counters};
 use gmm_io::{ModelFile, Positions};
 use gmm_model::Scored;
 
@@ -28,6 +27,21 @@ pub struct ScoredBatch {
     pub scored: Scored,
     pub threshold: Option<f64>,
     pub kafka: Option<Vec<Origin>>,
+}
+
+impl ScoredBatch {
+    /// The score record of point `j`.
+    fn record(&self, j: usize) -> ScoreRecord<'_> {
+        let evaluation = &self.scored.evaluation;
+        let mut record = ScoreRecord::from_evaluation(evaluation, j, self.threshold)
+            .by_model(self.scored.model_version);
+        record.kafka = self
+            .kafka
+            .as_ref()
+            .and_then(|origins| origins.get(j))
+            .and_then(kafka_position);
+        record
+    }
 }
 
 pub enum Output {
@@ -45,20 +59,6 @@ pub trait PositionCommitter: Send {
     fn commit(&mut self, positions: &Positions);
 }
 
-/// Where score records go.
-pub enum ScoresTarget {
-    None,
-    Writer(ScoresWriter),
-    Kafka { topic: String },
-}
-
-/// Where dead letters go.
-pub enum DeadLetterTarget {
-    None,
-    File(DeadLetterWriter),
-    Kafka { topic: String },
-}
-
 /// What the output stage's wait returned.
 enum Next {
     Rejects(Option<Vec<Rejected>>),
@@ -67,12 +67,10 @@ enum Next {
 
 pub struct OutputStage {
     pub store: SnapshotStore,
-    pub scores: ScoresTarget,
-    pub dead_letters: DeadLetterTarget,
-    /// The producer of every Kafka output.
-    pub kafka: Option<KafkaSink>,
-    /// Topic every snapshot is published to, keyed by `model_name`.
-    pub snapshot_topic: Option<String>,
+    pub scores: Sink,
+    pub dead_letters: Sink,
+    /// Where every snapshot is also published, keyed by `model_name`.
+    pub published: Sink,
     pub model_name: String,
     pub committer: Option<Box<dyn PositionCommitter>>,
     pub counters: Arc<Counters>,
@@ -155,65 +153,21 @@ impl OutputStage {
     }
 
     fn write_scores(&mut self, batch: &ScoredBatch) -> Result<(), DaemonError> {
-        let positions = batch.kafka.as_ref().map(|origins| kafka_positions(origins));
-        match &mut self.scores {
-            ScoresTarget::None => Ok(()),
-            ScoresTarget::Writer(writer) => {
-                writer.write_scored(&batch.scored, batch.threshold, positions.as_deref())?;
-                Ok(())
-            }
-            ScoresTarget::Kafka { topic } => {
-                let sink = self.kafka.as_ref().ok_or(DaemonError::OutputGone)?;
-                let evaluation = &batch.scored.evaluation;
-                let mut buf = Vec::with_capacity(256);
-                for j in 0..evaluation.log_density.len() {
-                    let mut record = ScoreRecord::from_evaluation(
-                        evaluation,
-                        j,
-                        batch.scored.model_version,
-                        batch.threshold,
-                    );
-                    record.kafka = positions.as_ref().and_then(|p| p.get(j).copied());
-                    buf.clear();
-                    record.write_json(&mut buf);
-                    // Keyed by the source partition: its scores stay in order.
-                    let key = record.kafka.map(|k| format!("{}:{}", k.topic, k.partition));
-                    sink.send(topic, key.as_deref().map(str::as_bytes), &buf, None)?;
-                }
-                Ok(())
-            }
+        for j in 0..batch.scored.evaluation.log_density.len() {
+            self.scores.write(&batch.record(j))?;
         }
+        Ok(())
     }
 
     fn reject(&mut self, batch: &[Rejected], log: &mut RejectLog) -> Result<(), DaemonError> {
         for r in batch {
             self.counters.reject(r.reject.reason);
             log.note(&self.source_name, r);
-            match &mut self.dead_letters {
-                DeadLetterTarget::None => {}
-                DeadLetterTarget::File(writer) => {
-                    let letter = DeadLetter::from_reject(
-                        &r.reject,
-                        &self.source_name,
-                        dead_letter_position(r),
-                        &r.payload,
-                    );
-                    writer.write(&letter)?;
-                }
-                DeadLetterTarget::Kafka { topic } => {
-                    let sink = self.kafka.as_ref().ok_or(DaemonError::OutputGone)?;
-                    let origin = match &r.origin {
-                        Origin::Kafka {
-                            topic,
-                            partition,
-                            offset,
-                        } => Some((&**topic, *partition, *offset)),
-                        Origin::Next(_) => None,
-                    };
-                    let detail = r.reject.to_string();
-                    let headers = dead_letter_headers(r.reject.reason.as_str(), &detail, origin);
-                    sink.send(topic, None, &r.payload, Some(headers))?;
-                }
+            if !self.dead_letters.is_none() {
+                let position = dead_letter_position(r);
+                let letter =
+                    DeadLetter::from_reject(&r.reject, &self.source_name, position, &r.payload);
+                self.dead_letters.write(&letter)?;
             }
         }
         Ok(())
@@ -222,15 +176,8 @@ impl OutputStage {
     /// Hands every score and dead letter written so far to the OS (files) or to
     /// the broker (Kafka, acknowledged).
     fn flush(&mut self) -> Result<(), DaemonError> {
-        if let ScoresTarget::Writer(w) = &mut self.scores {
-            w.flush()?;
-        }
-        if let DeadLetterTarget::File(w) = &mut self.dead_letters {
-            w.flush()?;
-        }
-        if let Some(k) = self.kafka.as_mut() {
-            k.flush()?;
-        }
+        self.scores.flush()?;
+        self.dead_letters.flush()?;
         Ok(())
     }
 
@@ -243,7 +190,7 @@ impl OutputStage {
                 // A full or failing disk: run on and try again at the next snapshot.
                 // Nothing is committed past the last durable snapshot, so a crash
                 // meanwhile replays from there; the snapshot-age alert fires.
-                tracing::error!(%error, "cannot write a snapshot; running on and trying again at the next one");
+                tracing::error!(error = %Chain(&error), "cannot write a snapshot; running on and trying again at the next one");
                 self.counters.snapshot_failures.fetch_add(1, Relaxed);
                 self.unsaved = Some(error);
                 return Ok(());
@@ -263,17 +210,10 @@ impl OutputStage {
             .as_millis() as u64;
         self.counters.last_snapshot_ms.store(now_ms, Relaxed);
         tracing::debug!(path = %path.display(), model_version = file.model_version, "snapshot written");
-        if let (Some(topic), Some(sink)) = (&self.snapshot_topic, self.kafka.as_mut()) {
-            // Consumers of the topic want the parameters, not the estimator state.
-            let mut public = file.clone();
-            public.state = None;
-            public.anomaly_state = None;
-            if let Some(v) = public.extensions.variational.as_mut() {
-                v.state = None;
-            }
-            let json = public.to_json().map_err(SinkError::from)?;
-            sink.send(topic, Some(self.model_name.as_bytes()), &json, None)?;
-            sink.flush()?;
+        if !self.published.is_none() {
+            let published = PublishedModel::new(&self.model_name, file).map_err(SinkError::from)?;
+            self.published.write(&published)?;
+            self.published.flush()?;
         }
         if let (Some(c), Some(positions)) = (self.committer.as_mut(), file.positions.as_ref()) {
             c.commit(positions);
@@ -282,26 +222,20 @@ impl OutputStage {
     }
 }
 
-fn kafka_positions(origins: &[Origin]) -> Vec<KafkaPosition<'_>> {
-    origins
-        .iter()
-        .map(|o| match o {
-            Origin::Kafka {
-                topic,
-                partition,
-                offset,
-            } => KafkaPosition {
-                topic,
-                partition: *partition,
-                offset: *offset,
-            },
-            Origin::Next(_) => KafkaPosition {
-                topic: "",
-                partition: -1,
-                offset: -1,
-            },
-        })
-        .collect()
+/// The position of a point read from Kafka.
+fn kafka_position(origin: &Origin) -> Option<KafkaPosition<'_>> {
+    match origin {
+        Origin::Kafka {
+            topic,
+            partition,
+            offset,
+        } => Some(KafkaPosition {
+            topic,
+            partition: *partition,
+            offset: *offset,
+        }),
+        Origin::Next(_) => None,
+    }
 }
 
 fn dead_letter_position(r: &Rejected) -> Option<DeadLetterPosition<'_>> {
@@ -360,8 +294,8 @@ mod tests {
     use nalgebra::{DMatrix, DVector};
 
     use super::*;
-    use crate::config::SnapshotFormat;
-    use gmm_io::EstimatorInfo;
+    use crate::sink::LineWriter;
+    use gmm_io::{Encoding, EstimatorInfo};
     use gmm_io::{Reject, RejectReason};
     use gmm_model::{Covariances, GaussianMixture, OnlineSettings};
 
@@ -402,13 +336,12 @@ mod tests {
         let dead_letters = dir.path().join("dead.ndjson");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stage = OutputStage {
-            store: SnapshotStore::new(dir.path().join("snapshots"), 2, SnapshotFormat::Json),
-            scores: ScoresTarget::None,
-            dead_letters: DeadLetterTarget::File(
-                DeadLetterWriter::append(&dead_letters).expect("dead letter file"),
+            store: SnapshotStore::new(dir.path().join("snapshots"), 2, Encoding::Json),
+            scores: Sink::none(),
+            dead_letters: Sink::lines(
+                LineWriter::append(&dead_letters, "dead letters").expect("dead letter file"),
             ),
-            kafka: None,
-            snapshot_topic: None,
+            published: Sink::none(),
             model_name: "m".into(),
             committer: Some(Box::new(Probe {
                 dead_letters: dead_letters.clone(),
@@ -474,11 +407,10 @@ mod tests {
         let commits = Arc::new(Mutex::new(Vec::new()));
         let counters = Arc::new(Counters::new());
         let stage = OutputStage {
-            store: SnapshotStore::new(dir.join("snapshots"), 5, SnapshotFormat::Json),
-            scores: ScoresTarget::None,
-            dead_letters: DeadLetterTarget::None,
-            kafka: None,
-            snapshot_topic: None,
+            store: SnapshotStore::new(dir.join("snapshots"), 5, Encoding::Json),
+            scores: Sink::none(),
+            dead_letters: Sink::none(),
+            published: Sink::none(),
             model_name: "m".into(),
             committer: Some(Box::new(Commits(commits.clone()))),
             counters: counters.clone(),

@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use super::DaemonError;
-use crate::config::Config;
+use crate::plan::EstimatorPlan;
 use crate::sink::SnapshotStore;
+use crate::telemetry::Chain;
 use gmm_io::{ModelFile, Positions};
 use gmm_model::anomaly::AnomalyThreshold;
 use gmm_model::OnlineEm;
@@ -20,32 +21,34 @@ pub struct Restored {
     pub n_features: Option<usize>,
 }
 
-pub fn restore(config: &Config, store: &SnapshotStore) -> Result<Restored, DaemonError> {
+/// The state to start from; `dim` is the configured dimension (`source.dim`),
+/// which a restored model must have.
+pub fn restore(
+    plan: &EstimatorPlan,
+    dim: Option<usize>,
+    store: &SnapshotStore,
+) -> Result<Restored, DaemonError> {
     let outcome = store.load_newest()?;
     for skipped in &outcome.skipped {
         tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "skipping an unreadable snapshot");
     }
-    let fresh_threshold = || {
-        AnomalyThreshold::new(config.scores.anomaly_quantile, config.scores.anomaly_window)
-            .map_err(|e| DaemonError::Stage(e.to_string()))
-    };
+    let anomaly = plan.anomaly;
+    let fresh_threshold =
+        || AnomalyThreshold::new(anomaly.quantile, anomaly.window).map_err(DaemonError::Anomaly);
     let Some((path, file)) = outcome.newest else {
         tracing::info!(dir = %store.dir().display(), "no snapshot: starting with a warm-up");
         return Ok(Restored {
-            estimator: OnlineEm::new(config.online_settings()).map_err(DaemonError::Model)?,
+            estimator: OnlineEm::new(plan.online.clone()).map_err(DaemonError::Settings)?,
             anomaly: fresh_threshold()?,
             positions: None,
             n_features: None,
         });
     };
-    let estimator = estimator_from(config, &path, &file)?;
+    let estimator = estimator_from(plan, dim, &path, &file)?;
     // A threshold saved with other settings starts afresh.
-    let (anomaly, _) = AnomalyThreshold::resume(
-        file.anomaly_state.clone(),
-        config.scores.anomaly_quantile,
-        config.scores.anomaly_window,
-    )
-    .map_err(|e| DaemonError::Stage(e.to_string()))?;
+    let (anomaly, _) =
+        AnomalyThreshold::resume(file.anomaly_state.clone(), anomaly.quantile, anomaly.window)
+            .map_err(DaemonError::Anomaly)?;
     tracing::info!(
         path = %path.display(),
         model_version = file.model_version,
@@ -60,13 +63,20 @@ pub fn restore(config: &Config, store: &SnapshotStore) -> Result<Restored, Daemo
     })
 }
 
-fn estimator_from(config: &Config, path: &Path, file: &ModelFile) -> Result<OnlineEm, DaemonError> {
+fn estimator_from(
+    plan: &EstimatorPlan,
+    dim: Option<usize>,
+    path: &Path,
+    file: &ModelFile,
+) -> Result<OnlineEm, DaemonError> {
     let incompatible = |reason: String| DaemonError::IncompatibleSnapshot {
         path: path.display().to_string(),
         reason,
     };
-    let model = file.mixture().map_err(|e| incompatible(e.to_string()))?;
-    let settings = config.online_settings();
+    let model = file
+        .mixture()
+        .map_err(|e| incompatible(Chain(&e).to_string()))?;
+    let settings = plan.online.clone();
     if model.n_components() != settings.n_components {
         return Err(incompatible(format!(
             "it has {} components, model.components is {}",
@@ -81,8 +91,7 @@ fn estimator_from(config: &Config, path: &Path, file: &ModelFile) -> Result<Onli
             settings.covariance_type
         )));
     }
-    let dim = config.source.dim;
-    if dim > 0 && dim != model.n_features() {
+    if let Some(dim) = dim.filter(|&d| d != model.n_features()) {
         return Err(incompatible(format!(
             "it has {} features, source.dim is {dim}",
             model.n_features()
@@ -91,5 +100,5 @@ fn estimator_from(config: &Config, path: &Path, file: &ModelFile) -> Result<Onli
     let state = file.online_state().ok_or_else(|| {
         incompatible("it holds no estimator state (it was not written by `run`)".into())
     })?;
-    OnlineEm::restore(settings, state, Some(model)).map_err(|e| incompatible(e.to_string()))
+    OnlineEm::restore(settings, state, Some(model)).map_err(|e| incompatible(Chain(&e).to_string()))
 }

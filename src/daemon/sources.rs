@@ -11,18 +11,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::output::PositionCommitter;
 use super::restore::Restored;
-use super::status::Counters;
 use super::DaemonError;
-use crate::config::{Config, SourceKind};
-use crate::source::chunk::{Chunk, Origin, RecordMark, SourceMsg};
+use crate::plan::{Input, KafkaClient, SourcePlan};
+use crate::source::chunk::{Chunk, Origin, RecordMark, SourceMsg, CHUNK_POINTS};
 use crate::source::file::{FileSource, SourceError};
-use crate::source::generator::Generator;
+use crate::source::generator::{Generator, GeneratorConfig};
 use crate::source::kafka::{consumer_config, KafkaCommitter, KafkaSource};
+use crate::telemetry::Counters;
 use gmm_io::DecodeConfig;
 use gmm_io::Positions;
-
-/// Generated points per chunk when there is no rate to pace.
-const GENERATOR_CHUNK: usize = 1024;
 
 pub struct StartedSource {
     /// The position the source starts at.
@@ -33,81 +30,106 @@ pub struct StartedSource {
     pub name: String,
 }
 
+/// Starts the source `plan` describes; `required` are the topics that must
+/// exist (a Kafka source checks them all, the outputs' included).
 pub async fn start(
-    config: &Config,
+    plan: &SourcePlan,
+    required: &[String],
     restored: &Restored,
     tx: mpsc::Sender<SourceMsg>,
     cancel: CancellationToken,
     counters: &Arc<Counters>,
 ) -> Result<StartedSource, DaemonError> {
-    let started = match config.source.kind {
-        SourceKind::File | SourceKind::Stdin => start_file(config, restored, tx, cancel)?,
-        SourceKind::Generator => start_generator(config, restored, tx, cancel)?,
-        SourceKind::Kafka => {
-            let down = counters.source_down.clone();
-            start_kafka(config, restored, tx, cancel, down).await?
+    let decode = decode_config(plan, restored);
+    let started = match &plan.input {
+        Input::File(path) => start_file(
+            Some(path),
+            decode,
+            plan.max_record_bytes,
+            restored,
+            tx,
+            cancel,
+        )?,
+        Input::Stdin => start_file(None, decode, plan.max_record_bytes, restored, tx, cancel)?,
+        Input::Generator { settings, dim } => {
+            start_generator(settings, *dim, restored, tx, cancel)?
+        }
+        Input::Kafka {
+            client,
+            group_id,
+            topics,
+        } => {
+            let kafka = KafkaInput {
+                client: client.clone(),
+                group_id: group_id.clone(),
+                topics: topics.clone(),
+                required: required.to_vec(),
+                decode,
+                brokers_down: counters.source_down.clone(),
+            };
+            start_kafka(kafka, restored, tx, cancel).await?
         }
     };
     counters.source_ready.store(1, Relaxed);
     Ok(started)
 }
 
-fn decode_config(config: &Config, restored: &Restored) -> DecodeConfig {
-    let s = &config.source;
+fn decode_config(plan: &SourcePlan, restored: &Restored) -> DecodeConfig {
+    let mut decode = plan.decode.clone();
     // A restored model fixes the dimension even when the config leaves it open.
-    let dim = (s.dim > 0).then_some(s.dim).or(restored.n_features);
-    DecodeConfig {
-        format: s.format,
-        dim,
-        fields: (!s.fields.is_empty()).then(|| s.fields.clone()),
-    }
+    decode.dim = decode.dim.or(restored.n_features);
+    decode
 }
 
+/// `path` None reads stdin.
 fn start_file(
-    config: &Config,
+    path: Option<&Path>,
+    decode: DecodeConfig,
+    max_record_bytes: usize,
     restored: &Restored,
     tx: mpsc::Sender<SourceMsg>,
     cancel: CancellationToken,
 ) -> Result<StartedSource, DaemonError> {
-    let stdin = config.source.kind == SourceKind::Stdin;
-    let path = config.source.path.clone();
-    let (tracker, start, name) = if stdin {
-        if restored.positions.is_some() {
-            tracing::info!("stdin cannot be resumed: reading it from where it is now");
-        }
-        (Positions::Stdin { points: 0 }, 0, "stdin".to_string())
-    } else {
-        let here = path.display().to_string();
-        let offset = match &restored.positions {
-            Some(Positions::File { path: p, offset }) if same_file(p, &path) => *offset,
-            Some(other) => {
-                tracing::info!(?other, "the snapshot's positions are for another source: reading {here} from its start");
-                0
+    let (tracker, start, name) = match path {
+        None => {
+            if restored.positions.is_some() {
+                tracing::info!("stdin cannot be resumed: reading it from where it is now");
             }
-            None => 0,
-        };
-        if offset > 0 {
-            tracing::info!(path = %here, offset, "resuming the file");
+            (Positions::Stdin { points: 0 }, 0, "stdin".to_string())
         }
-        // Refuse a missing file now, with exit status 2, rather than from a thread.
-        if !path.is_file() {
-            return Err(SourceError::Open {
-                path: path.clone(),
-                error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        Some(path) => {
+            let here = path.display().to_string();
+            let offset = match &restored.positions {
+                Some(Positions::File { path: p, offset }) if same_file(p, path) => *offset,
+                Some(other) => {
+                    tracing::info!(?other, "the snapshot's positions are for another source: reading {here} from its start");
+                    0
+                }
+                None => 0,
+            };
+            if offset > 0 {
+                tracing::info!(path = %here, offset, "resuming the file");
             }
-            .into());
+            // Refuse a missing file now, with exit status 2, rather than from a thread.
+            if !path.is_file() {
+                return Err(SourceError::Open {
+                    path: path.to_path_buf(),
+                    error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                }
+                .into());
+            }
+            (
+                Positions::file(path, offset),
+                offset,
+                format!("file:{here}"),
+            )
         }
-        (
-            Positions::file(&path, offset),
-            offset,
-            format!("file:{here}"),
-        )
     };
     let source = FileSource {
-        path: (!stdin).then_some(path),
-        decode: decode_config(config, restored),
+        path: path.map(Path::to_path_buf),
+        decode,
         start,
-        max_record_bytes: config.source.max_record_bytes,
+        max_record_bytes,
     };
     // A thread of its own rather than the blocking pool: a read of an idle stdin
     // cannot be interrupted, and the runtime waits for its blocking pool when it
@@ -118,12 +140,9 @@ fn start_file(
         .spawn(move || {
             let _ = done_tx.send(source.run(tx, cancel).map_err(DaemonError::from));
         })
-        .map_err(|e| DaemonError::Stage(format!("cannot start the source thread: {e}")))?;
-    let handle = tokio::spawn(async move {
-        done_rx
-            .await
-            .unwrap_or_else(|_| Err(DaemonError::Stage("the source thread panicked".into())))
-    });
+        .map_err(DaemonError::Spawn)?;
+    let handle =
+        tokio::spawn(async move { done_rx.await.unwrap_or(Err(DaemonError::SourceThreadLost)) });
     Ok(StartedSource {
         positions: tracker,
         handle,
@@ -133,22 +152,20 @@ fn start_file(
 }
 
 fn start_generator(
-    config: &Config,
+    settings: &GeneratorConfig,
+    dim: usize,
     restored: &Restored,
     tx: mpsc::Sender<SourceMsg>,
     cancel: CancellationToken,
 ) -> Result<StartedSource, DaemonError> {
-    let dim = restored
-        .n_features
-        .unwrap_or_else(|| config.generator_dim());
-    let mut generator = Generator::new(&config.source.generator, dim)
-        .map_err(|e| DaemonError::Stage(format!("source.generator: {e}")))?;
+    let dim = restored.n_features.unwrap_or(dim);
+    let mut generator = Generator::new(settings, dim)?;
     let index = match &restored.positions {
         Some(Positions::Generator { index }) => *index,
         _ => 0,
     };
     generator.seek(index);
-    let rate = config.source.generator.rate;
+    let rate = settings.rate;
     let handle = tokio::task::spawn_blocking(move || {
         pump_generator(generator, rate, &tx, &cancel);
         Ok(())
@@ -171,9 +188,9 @@ fn pump_generator(
 ) {
     let per_chunk = if rate > 0.0 {
         // About twenty chunks a second keeps a paced stream smooth.
-        ((rate / 20.0) as usize).clamp(1, GENERATOR_CHUNK)
+        ((rate / 20.0) as usize).clamp(1, CHUNK_POINTS)
     } else {
-        GENERATOR_CHUNK
+        CHUNK_POINTS
     };
     let (started, first) = (Instant::now(), generator.index());
     while !cancel.is_cancelled() {
@@ -212,14 +229,22 @@ fn pace(until: Instant, cancel: &CancellationToken) {
     }
 }
 
+/// What the Kafka source needs, moved onto the thread that connects it.
+struct KafkaInput {
+    client: KafkaClient,
+    group_id: String,
+    topics: Vec<String>,
+    required: Vec<String>,
+    decode: DecodeConfig,
+    brokers_down: Arc<AtomicBool>,
+}
+
 async fn start_kafka(
-    config: &Config,
+    kafka: KafkaInput,
     restored: &Restored,
     tx: mpsc::Sender<SourceMsg>,
     cancel: CancellationToken,
-    brokers_down: Arc<AtomicBool>,
 ) -> Result<StartedSource, DaemonError> {
-    let k = config.kafka.clone();
     let resume = match &restored.positions {
         Some(Positions::Kafka(map)) => map.clone(),
         Some(other) => {
@@ -231,17 +256,22 @@ async fn start_kafka(
         }
         None => Default::default(),
     };
-    let required = super::required_topics(config);
-    let decode = decode_config(config, restored);
     let start = resume.clone();
     // Creating the consumer and fetching metadata block (up to seconds).
     let source = tokio::task::spawn_blocking(move || {
-        let consumer = consumer_config(&k.brokers, &k.group_id, &k.properties);
-        let (topics, brokers) = (&k.topics, &k.brokers);
+        let KafkaInput {
+            client,
+            group_id,
+            topics,
+            required,
+            decode,
+            brokers_down,
+        } = kafka;
+        let consumer = consumer_config(&client.brokers, &group_id, &client.properties);
         KafkaSource::connect(
             consumer,
-            brokers,
-            topics,
+            &client.brokers,
+            &topics,
             &required,
             start,
             decode,
@@ -249,7 +279,10 @@ async fn start_kafka(
         )
     })
     .await
-    .map_err(|e| DaemonError::Stage(e.to_string()))??;
+    .map_err(|error| DaemonError::Crashed {
+        stage: "Kafka consumer set-up",
+        error,
+    })??;
     let committer = KafkaCommitter {
         consumer: source.consumer.clone(),
         durable: source.durable.clone(),

@@ -1,9 +1,9 @@
-//! The daemon's HTTP server (CONTRACT "HTTP"): `/healthz`, `/readyz`, `/metrics`,
-//! `/model` and `POST /score`. It reads the model the estimator publishes and never
-//! blocks it; scoring large bodies runs off the reactor. `/model` and `/score`
+//! The daemon's HTTP server (`docs/reference.md`, "HTTP API"): `/healthz`,
+//! `/readyz`, `/metrics`, `/model` and `POST /score`. It reads the model the
+//! estimator publishes ([`LiveModel`]) and the counters ([`Counters`]), and never
+//! blocks either; scoring large bodies runs off the reactor. `/model` and `/score`
 //! reveal the data's distribution, so an optional bearer token guards them.
-
-pub mod metrics;
+//! The daemon starts it; it knows nothing of the pipeline.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,10 +18,20 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::estimator::LiveModel;
-use crate::daemon::status::Counters;
-use crate::sink::scores::ScoreRecord;
-use gmm_model::{points_from_rows, EvalRequest};
+use crate::sink::{ScoreRecord, SinkRecord};
+use crate::telemetry::{metrics, Chain, Counters};
+use gmm_io::ModelFile;
+use gmm_model::{points_from_rows, EvalRequest, GaussianMixture};
+
+/// What the server reads: the current model and how to flag with it. The
+/// estimator publishes a new one after every update.
+#[derive(Clone, Debug)]
+pub struct LiveModel {
+    pub model: Arc<GaussianMixture>,
+    /// The model file of the latest update (what `/model` serves; its version and
+    /// anomaly threshold are those that scores carry).
+    pub file: Arc<ModelFile>,
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -116,7 +126,7 @@ async fn model(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("cannot encode the model: {e}"),
+            &format!("cannot encode the model: {}", Chain(&e)),
         ),
     }
 }
@@ -198,13 +208,10 @@ fn score_body(live: &LiveModel, body: &[u8]) -> Result<Vec<u8>, String> {
         if j > 0 {
             out.push(b',');
         }
-        ScoreRecord::from_evaluation(
-            &evaluation,
-            j,
-            live.file.model_version,
-            live.file.anomaly_threshold,
-        )
-        .write_json(&mut out);
+        let record = ScoreRecord::from_evaluation(&evaluation, j, live.file.anomaly_threshold)
+            .by_model(live.file.model_version);
+        // Numbers, strings and bools into a Vec: serialization cannot fail.
+        let _ = record.write_json(&mut out);
     }
     out.extend_from_slice(b"]\n");
     Ok(out)

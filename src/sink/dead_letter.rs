@@ -10,11 +10,13 @@
 //! The payload is the original bytes as text when they are UTF-8, else base64 under
 //! `payload_base64`. Payloads longer than [`MAX_PAYLOAD_BYTES`] are cut, with
 //! `"payload_truncated": true` and their full size in `payload_bytes`, so one huge
-//! bad record cannot swamp the disk. (Dead letters to Kafka are produced elsewhere,
-//! from [`DeadLetter::write_json`].)
+//! bad record cannot swamp the disk.
+//!
+//! To a Kafka topic, a dead letter is the rejected record itself (its original
+//! bytes, whole), with the reason, the detail and the source position in headers.
 
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::borrow::Cow;
+use std::io::{self, Write};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -23,7 +25,7 @@ use serde::Serialize;
 
 use gmm_io::{Reject, RejectReason};
 
-use super::SinkError;
+use super::{KafkaMessage, SinkRecord};
 
 /// Longest payload kept whole in a dead letter.
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
@@ -77,10 +79,40 @@ impl<'a> DeadLetter<'a> {
         }
     }
 
-    /// Appends the dead letter's JSON (no newline) to `out`, e.g. for a Kafka message.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Strings, integers and bools into a Vec: serialization cannot fail.
-        let _ = serde_json::to_writer(out, self);
+    /// The detail as the decoder words it, with the point's place in its record.
+    fn full_detail(&self) -> Cow<'a, str> {
+        match self.index {
+            Some(index) => Cow::Owned(format!("point {}: {}", index + 1, self.detail)),
+            None => Cow::Borrowed(self.detail),
+        }
+    }
+}
+
+impl SinkRecord for DeadLetter<'_> {
+    fn write_json<W: Write>(&self, out: W) -> io::Result<()> {
+        serde_json::to_writer(out, self).map_err(io::Error::from)
+    }
+
+    fn kafka_message<'m>(&'m self, _scratch: &'m mut Vec<u8>) -> KafkaMessage<'m> {
+        let mut headers = vec![
+            ("reason", Cow::Borrowed(self.reason.as_str())),
+            ("detail", self.full_detail()),
+        ];
+        if let Some(DeadLetterPosition::Kafka {
+            topic,
+            partition,
+            offset,
+        }) = self.position
+        {
+            headers.push(("source_topic", Cow::Borrowed(topic)));
+            headers.push(("source_partition", Cow::Owned(partition.to_string())));
+            headers.push(("source_offset", Cow::Owned(offset.to_string())));
+        }
+        KafkaMessage {
+            key: None,
+            payload: self.payload,
+            headers,
+        }
     }
 }
 
@@ -123,52 +155,6 @@ fn payload_prefix(payload: &[u8]) -> (&[u8], bool) {
     }
 }
 
-/// Appends dead letters to a file, buffered.
-pub struct DeadLetterWriter {
-    out: BufWriter<std::fs::File>,
-    path: PathBuf,
-    written: u64,
-}
-
-impl DeadLetterWriter {
-    /// Appends to `path`, creating it (not its directory) when missing; a torn
-    /// last line left by a killed run is cut first.
-    pub fn append(path: &Path) -> Result<Self, SinkError> {
-        let file = super::open_append_whole_lines(path, "dead-letter file")?;
-        Ok(Self {
-            out: BufWriter::new(file),
-            path: path.to_path_buf(),
-            written: 0,
-        })
-    }
-
-    pub fn write(&mut self, letter: &DeadLetter<'_>) -> Result<(), SinkError> {
-        let written = serde_json::to_writer(&mut self.out, letter)
-            .map_err(io::Error::from)
-            .and_then(|()| self.out.write_all(b"\n"));
-        written.map_err(|e| self.error(e))?;
-        self.written += 1;
-        Ok(())
-    }
-
-    /// Hands everything written so far to the OS.
-    pub fn flush(&mut self) -> Result<(), SinkError> {
-        self.out.flush().map_err(|e| self.error(e))
-    }
-
-    /// Dead letters written since the writer was made.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
-    fn error(&self, source: io::Error) -> SinkError {
-        SinkError::Io {
-            action: format!("cannot write the dead-letter file {}", self.path.display()),
-            source,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
@@ -191,7 +177,7 @@ mod tests {
 
     fn parse(letter: &DeadLetter<'_>) -> Value {
         let mut out = Vec::new();
-        letter.write_json(&mut out);
+        letter.write_json(&mut out).expect("serializes");
         serde_json::from_slice(&out).expect("valid JSON")
     }
 
@@ -253,24 +239,42 @@ mod tests {
     }
 
     #[test]
-    fn the_writer_appends_lines_and_names_its_file_on_error() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("dead.ndjson");
-        for _ in 0..2 {
-            let mut w = DeadLetterWriter::append(&path).expect("open");
-            w.write(&letter(b"x")).expect("write");
-            w.write(&letter(&[0x80])).expect("write");
-            w.flush().expect("flush");
-            assert_eq!(w.written(), 2);
+    fn to_kafka_a_dead_letter_is_its_record_with_headers() {
+        let reject = Reject {
+            reason: RejectReason::Dimension,
+            detail: "point has 3 coordinates, expected 2".into(),
+            index: Some(1),
+        };
+        let position = DeadLetterPosition::Kafka {
+            topic: "points",
+            partition: 2,
+            offset: 99,
+        };
+        let letter = DeadLetter::from_reject(&reject, "kafka", Some(position), b"[[1,2],[1,2,3]]");
+        let mut scratch = Vec::new();
+        let message = letter.kafka_message(&mut scratch);
+        assert_eq!(message.payload, b"[[1,2],[1,2,3]]");
+        assert_eq!(message.key, None);
+        let headers: Vec<(&str, &str)> = message.headers.iter().map(|(k, v)| (*k, &**v)).collect();
+        assert_eq!(
+            headers,
+            [
+                ("reason", "dimension"),
+                ("detail", reject.to_string().as_str()),
+                ("source_topic", "points"),
+                ("source_partition", "2"),
+                ("source_offset", "99"),
+            ]
+        );
+        let from_a_file = letter_at(None);
+        let message = from_a_file.kafka_message(&mut scratch);
+        assert_eq!(message.headers.len(), 2, "no source position headers");
+    }
+
+    fn letter_at(position: Option<DeadLetterPosition<'static>>) -> DeadLetter<'static> {
+        DeadLetter {
+            position,
+            ..letter(b"x")
         }
-        let text = std::fs::read_to_string(&path).expect("read");
-        assert_eq!(text.lines().count(), 4);
-        for line in text.lines() {
-            serde_json::from_str::<Value>(line).expect("each line is JSON");
-        }
-        let err = DeadLetterWriter::append(&dir.path().join("no/such/dir"))
-            .err()
-            .expect("missing directory");
-        assert!(err.to_string().contains("no/such/dir"), "{err}");
     }
 }

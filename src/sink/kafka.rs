@@ -18,20 +18,32 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 use thiserror::Error;
 
+use super::KafkaMessage;
+use crate::kafka::{check_topics, TopicsError};
+
 #[derive(Debug, Error)]
 pub enum KafkaSinkError {
-    #[error("cannot create the Kafka producer: {0}")]
-    Create(KafkaError),
-    #[error("cannot produce to topic {topic}: {error}")]
-    Produce { topic: String, error: KafkaError },
-    #[error("cannot flush the Kafka producer: {0}")]
-    Flush(KafkaError),
+    #[error("cannot create the Kafka producer")]
+    Create(#[source] KafkaError),
+    #[error("cannot produce to topic {topic}")]
+    Produce {
+        topic: String,
+        #[source]
+        error: KafkaError,
+    },
+    #[error("cannot flush the Kafka producer")]
+    Flush(#[source] KafkaError),
     #[error("{0} messages could not be delivered to Kafka")]
     Undelivered(u64),
-    #[error("cannot reach the Kafka brokers {brokers}: {error}")]
-    Unreachable { brokers: String, error: KafkaError },
-    #[error("these Kafka topics do not exist: {}; create them first (gmm-stream never relies on auto-creation)", .0.join(", "))]
-    MissingTopics(Vec<String>),
+    #[error(transparent)]
+    Topics(#[from] TopicsError),
+}
+
+impl KafkaSinkError {
+    /// The settings are at fault (exit status 2), not the system.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Self::Topics(TopicsError::Missing(_)))
+    }
 }
 
 /// Counts deliveries that failed for good (after librdkafka's own retries).
@@ -59,7 +71,7 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(20);
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryCounter>,
     /// Failures already reported by a previous flush.
-    failed_seen: u64,
+    failed_seen: AtomicU64,
     /// How long a flush waits before it says that it is still waiting.
     pub flush_warn_after: Duration,
 }
@@ -87,27 +99,35 @@ impl KafkaSink {
             .map_err(KafkaSinkError::Create)?;
         Ok(Self {
             producer,
-            failed_seen: 0,
+            failed_seen: AtomicU64::new(0),
             flush_warn_after: Duration::from_secs(10),
         })
     }
 
     /// Fails, listing them, if any of `topics` does not exist.
     pub fn check_topics(&self, brokers: &str, topics: &[String]) -> Result<(), KafkaSinkError> {
-        let metadata = self
-            .producer
-            .client()
-            .fetch_metadata(None, Duration::from_secs(15))
-            .map_err(|error| KafkaSinkError::Unreachable {
-                brokers: brokers.to_string(),
-                error,
-            })?;
-        let missing = crate::kafka::missing_topics(&metadata, topics);
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(KafkaSinkError::MissingTopics(missing))
-        }
+        Ok(check_topics(self.producer.client(), brokers, topics)?)
+    }
+
+    /// Queues one message of a sink (see [`KafkaSink::send`]).
+    pub fn send_message(
+        &self,
+        topic: &str,
+        message: &KafkaMessage<'_>,
+    ) -> Result<(), KafkaSinkError> {
+        let headers = (!message.headers.is_empty()).then(|| {
+            message
+                .headers
+                .iter()
+                .fold(OwnedHeaders::new(), |headers, (key, value)| {
+                    headers.insert(Header {
+                        key,
+                        value: Some(value.as_ref()),
+                    })
+                })
+        });
+        let key = message.key.as_deref().map(str::as_bytes);
+        self.send(topic, key, message.payload, headers)
     }
 
     /// Queues one message, waiting while librdkafka's queue is full.
@@ -148,7 +168,7 @@ impl KafkaSink {
     /// A broker outage stalls the pipeline here (nothing is committed meanwhile)
     /// rather than ending the run: librdkafka retries each message until its
     /// `message.timeout.ms` (default 5 minutes), after which it counts as failed.
-    pub fn flush(&mut self) -> Result<(), KafkaSinkError> {
+    pub fn flush(&self) -> Result<(), KafkaSinkError> {
         let started = Instant::now();
         loop {
             match self.producer.flush(self.flush_warn_after) {
@@ -164,47 +184,12 @@ impl KafkaSink {
             }
         }
         let failed = self.producer.context().failed.load(Relaxed);
-        let new = failed - self.failed_seen;
-        self.failed_seen = failed;
+        let new = failed.saturating_sub(self.failed_seen.swap(failed, Relaxed));
         if new > 0 {
             return Err(KafkaSinkError::Undelivered(new));
         }
         Ok(())
     }
-}
-
-/// Headers of a dead letter: why, and where the record came from.
-pub fn dead_letter_headers(
-    reason: &str,
-    detail: &str,
-    origin: Option<(&str, i32, i64)>,
-) -> OwnedHeaders {
-    let mut headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "reason",
-            value: Some(reason),
-        })
-        .insert(Header {
-            key: "detail",
-            value: Some(detail),
-        });
-    if let Some((topic, partition, offset)) = origin {
-        let (p, o) = (partition.to_string(), offset.to_string());
-        headers = headers
-            .insert(Header {
-                key: "source_topic",
-                value: Some(topic),
-            })
-            .insert(Header {
-                key: "source_partition",
-                value: Some(p.as_str()),
-            })
-            .insert(Header {
-                key: "source_offset",
-                value: Some(o.as_str()),
-            });
-    }
-    headers
 }
 
 /// Properties meant for the consumer (librdkafka's CONFIGURATION.md marks them

@@ -1,29 +1,28 @@
-//! Per-point score records (CONTRACT "Scores (daemon)") and their NDJSON writer.
+//! Per-point score records (`docs/reference.md`, "Scores"): the one record type of
+//! the daemon's scores sink, of `POST /score`, and of `score`.
 //!
-//! One line per absorbed point:
+//! The daemon's records (those with a `model_version`):
 //! `{"log_density", "cluster", "responsibilities", "anomaly", "threshold",
 //! "model_version"}`, plus `"topic", "partition", "offset"` for Kafka input.
-//! Floats are written in their shortest form that parses back to the same f64.
 //! `threshold` is null (and `anomaly` false) until the running quantile has seen
-//! enough points; a log-density of −∞ (a point too far for f64) is written as null.
+//! enough points. `score`'s records: `{"log_density", "cluster",
+//! "responsibilities"}`, plus `"anomaly"` when the model carries a threshold.
+//! Floats are written in their shortest form that parses back to the same f64; a
+//! log-density of −∞ (a point too far for f64) is written as null.
 //!
 //! This runs for every point, so a record borrows its data and is serialized
 //! straight into the writer's buffer: no allocation per point.
 
-use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::borrow::Cow;
+use std::io::{self, Write};
 
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
-use crate::config::{ScoresConfig, SinkKind};
 use gmm_model::anomaly::is_anomaly;
-use gmm_model::{Evaluation, Scored};
+use gmm_model::Evaluation;
 
-use super::SinkError;
-
-/// Large enough that a write reaches the OS every few thousand records.
-const BUFFER_BYTES: usize = 256 * 1024;
+use super::{KafkaMessage, SinkRecord};
 
 /// The Kafka position of a scored point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,20 +41,16 @@ pub struct ScoreRecord<'a> {
     pub responsibilities: &'a [f64],
     pub anomaly: bool,
     pub threshold: Option<f64>,
-    /// The version of the model that scored the point.
-    pub model_version: u64,
+    /// The version of the model that scored the point: set by the daemon, whose
+    /// records then always carry `anomaly` and `threshold`.
+    pub model_version: Option<u64>,
     pub kafka: Option<KafkaPosition<'a>>,
 }
 
 impl<'a> ScoreRecord<'a> {
     /// The record of point `j` of an evaluation made with log-densities and
     /// responsibilities; the anomaly flag follows from `threshold`.
-    pub fn from_evaluation(
-        evaluation: &'a Evaluation,
-        j: usize,
-        model_version: u64,
-        threshold: Option<f64>,
-    ) -> Self {
+    pub fn from_evaluation(evaluation: &'a Evaluation, j: usize, threshold: Option<f64>) -> Self {
         let k = evaluation.responsibilities.nrows();
         // Column-major K×n: point j's responsibilities are contiguous.
         let responsibilities = evaluation
@@ -70,28 +65,37 @@ impl<'a> ScoreRecord<'a> {
             responsibilities,
             anomaly: is_anomaly(log_density, threshold),
             threshold,
-            model_version,
+            model_version: None,
             kafka: None,
         }
     }
 
-    /// Appends the record's JSON (no newline) to `out`, e.g. for a Kafka message.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serializing plain numbers, strings and bools into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, self);
+    /// The same record, as scored by version `model_version` of the daemon's model.
+    pub fn by_model(mut self, model_version: u64) -> Self {
+        self.model_version = Some(model_version);
+        self
     }
 }
 
 impl Serialize for ScoreRecord<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = if self.kafka.is_some() { 9 } else { 6 };
-        let mut s = serializer.serialize_struct("ScoreRecord", fields)?;
+        let flags = match (self.model_version, self.threshold) {
+            (Some(_), _) => 3,
+            (None, Some(_)) => 1,
+            (None, None) => 0,
+        };
+        let position = if self.kafka.is_some() { 3 } else { 0 };
+        let mut s = serializer.serialize_struct("ScoreRecord", 3 + flags + position)?;
         s.serialize_field("log_density", &self.log_density)?;
         s.serialize_field("cluster", &self.cluster)?;
         s.serialize_field("responsibilities", self.responsibilities)?;
-        s.serialize_field("anomaly", &self.anomaly)?;
-        s.serialize_field("threshold", &self.threshold)?;
-        s.serialize_field("model_version", &self.model_version)?;
+        if flags > 0 {
+            s.serialize_field("anomaly", &self.anomaly)?;
+        }
+        if let Some(version) = self.model_version {
+            s.serialize_field("threshold", &self.threshold)?;
+            s.serialize_field("model_version", &version)?;
+        }
         if let Some(k) = &self.kafka {
             s.serialize_field("topic", k.topic)?;
             s.serialize_field("partition", &k.partition)?;
@@ -101,88 +105,22 @@ impl Serialize for ScoreRecord<'_> {
     }
 }
 
-/// Writes score records as NDJSON to stdout or a file (appending), buffered.
-pub struct ScoresWriter {
-    out: BufWriter<Box<dyn Write + Send>>,
-    /// "stdout" or the file's path, for error messages.
-    target: String,
-    written: u64,
-}
-
-impl ScoresWriter {
-    /// The writer the `scores` section asks for: Some for `stdout` and `file`, None
-    /// for `none` and for `kafka` (which the Kafka producer serves with
-    /// [`ScoreRecord::write_json`]).
-    pub fn open(config: &ScoresConfig) -> Result<Option<Self>, SinkError> {
-        match config.sink {
-            SinkKind::Stdout => Ok(Some(Self::stdout())),
-            SinkKind::File => Self::append(&config.path).map(Some),
-            SinkKind::None | SinkKind::Kafka => Ok(None),
-        }
+impl SinkRecord for ScoreRecord<'_> {
+    fn write_json<W: Write>(&self, out: W) -> io::Result<()> {
+        serde_json::to_writer(out, self).map_err(io::Error::from)
     }
 
-    pub fn stdout() -> Self {
-        Self::from_writer(io::stdout(), "stdout")
-    }
-
-    /// Appends to `path`, creating it (not its directory) when missing; a torn
-    /// last line left by a killed run is cut first.
-    pub fn append(path: &Path) -> Result<Self, SinkError> {
-        let file = super::open_append_whole_lines(path, "scores file")?;
-        Ok(Self::from_writer(file, path.display().to_string()))
-    }
-
-    /// Writes to any `Write`; `target` names it in error messages.
-    pub fn from_writer(out: impl Write + Send + 'static, target: impl Into<String>) -> Self {
-        Self {
-            out: BufWriter::with_capacity(BUFFER_BYTES, Box::new(out)),
-            target: target.into(),
-            written: 0,
-        }
-    }
-
-    pub fn write(&mut self, record: &ScoreRecord<'_>) -> Result<(), SinkError> {
-        let written = serde_json::to_writer(&mut self.out, record)
-            .map_err(io::Error::from)
-            .and_then(|()| self.out.write_all(b"\n"));
-        written.map_err(|e| self.error(e))?;
-        self.written += 1;
-        Ok(())
-    }
-
-    /// Writes the records of a scored batch. `kafka`, when given, holds each
-    /// point's position (as many as points).
-    pub fn write_scored(
-        &mut self,
-        scored: &Scored,
-        threshold: Option<f64>,
-        kafka: Option<&[KafkaPosition<'_>]>,
-    ) -> Result<(), SinkError> {
-        let evaluation = &scored.evaluation;
-        for j in 0..evaluation.log_density.len() {
-            let mut record =
-                ScoreRecord::from_evaluation(evaluation, j, scored.model_version, threshold);
-            record.kafka = kafka.and_then(|positions| positions.get(j).copied());
-            self.write(&record)?;
-        }
-        Ok(())
-    }
-
-    /// Hands everything written so far to the OS (not an fsync). The pipeline
-    /// calls this before each snapshot, so that scores are at least once.
-    pub fn flush(&mut self) -> Result<(), SinkError> {
-        self.out.flush().map_err(|e| self.error(e))
-    }
-
-    /// Records written since the writer was made.
-    pub fn records_written(&self) -> u64 {
-        self.written
-    }
-
-    fn error(&self, source: io::Error) -> SinkError {
-        SinkError::Io {
-            action: format!("cannot write scores to {}", self.target),
-            source,
+    /// Keyed by the source partition, so that a partition's scores stay in order.
+    fn kafka_message<'m>(&'m self, scratch: &'m mut Vec<u8>) -> KafkaMessage<'m> {
+        scratch.clear();
+        // Numbers, strings and bools into a Vec: serialization cannot fail.
+        let _ = self.write_json(&mut *scratch);
+        KafkaMessage {
+            key: self
+                .kafka
+                .map(|k| Cow::Owned(format!("{}:{}", k.topic, k.partition))),
+            payload: scratch,
+            headers: Vec::new(),
         }
     }
 }

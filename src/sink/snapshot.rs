@@ -1,11 +1,12 @@
-//! Snapshots on disk (CONTRACT "Snapshots (daemon)"): written atomically, the last
-//! `keep` kept, the newest valid one found again on start.
+//! Snapshots on disk (`docs/reference.md`, "Snapshots"): written atomically, the
+//! last `keep` kept, the newest valid one found again on start.
 //!
-//! A snapshot is first written whole to a temporary file in the snapshot directory,
-//! fsynced, renamed to its final name, and the directory fsynced, so that a crash at
-//! any instant (kill -9, power loss) leaves every final-named file either absent or
-//! complete. Older snapshots are deleted only after the new one is durable. Stale
-//! temporary files of a crashed run are removed by [`SnapshotStore::open`].
+//! A snapshot is written with [`AtomicFile`] (a temporary file in the snapshot
+//! directory, fsynced, renamed to its final name, the directory fsynced), so that a
+//! crash at any instant (kill -9, power loss) leaves every final-named file either
+//! absent or complete. Older snapshots are deleted only after the new one is
+//! durable. Stale temporary files of a crashed run are removed by
+//! [`SnapshotStore::open`].
 //!
 //! Final names sort by the model's progress:
 //! `snapshot-{points_seen:020}-{model_version:020}.{json|bin}`.
@@ -14,12 +15,14 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{SnapshotConfig, SnapshotFormat};
-use gmm_io::{Encoding, ModelFile};
+use gmm_io::{Encoding, FormatError, ModelFile};
 
-use super::SinkError;
+use super::atomic_file::{sync_dir, Access, AtomicFile, CommitError};
+use super::{KafkaMessage, SinkError, SinkRecord};
+use crate::telemetry::Chain;
 
 const PREFIX: &str = "snapshot-";
+/// [`AtomicFile`]'s temporary names for snapshots: `.snapshot-…tmp`.
 const TEMP_PREFIX: &str = ".snapshot-";
 const TEMP_SUFFIX: &str = ".tmp";
 
@@ -28,7 +31,7 @@ const TEMP_SUFFIX: &str = ".tmp";
 pub struct SnapshotStore {
     dir: PathBuf,
     keep: usize,
-    format: SnapshotFormat,
+    encoding: Encoding,
 }
 
 /// A snapshot that could not be loaded, and why (for a warning).
@@ -49,20 +52,24 @@ pub struct LoadOutcome {
 
 impl SnapshotStore {
     /// A store over `dir` keeping the last `keep` snapshots (at least one), writing
-    /// in `format`. Touches nothing on disk.
-    pub fn new(dir: impl Into<PathBuf>, keep: usize, format: SnapshotFormat) -> Self {
+    /// in `encoding`. Touches nothing on disk.
+    pub fn new(dir: impl Into<PathBuf>, keep: usize, encoding: Encoding) -> Self {
         Self {
             dir: dir.into(),
             keep: keep.max(1),
-            format,
+            encoding,
         }
     }
 
-    /// As [`SnapshotStore::new`] from the `snapshot` section, then removes the
-    /// temporary files a crashed run left behind. Call once at start-up, before
-    /// anything writes into the directory.
-    pub fn open(config: &SnapshotConfig) -> Result<Self, SinkError> {
-        let store = Self::new(&config.dir, config.keep, config.format);
+    /// As [`SnapshotStore::new`], then removes the temporary files a crashed run
+    /// left behind. Call once at start-up, before anything writes into the
+    /// directory.
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        keep: usize,
+        encoding: Encoding,
+    ) -> Result<Self, SinkError> {
+        let store = Self::new(dir, keep, encoding);
         store.remove_stale_temp_files()?;
         Ok(store)
     }
@@ -98,11 +105,11 @@ impl SnapshotStore {
     /// A snapshot with the same points seen and model version as an existing one
     /// replaces it (atomically, like any other).
     pub fn write(&self, model: &ModelFile) -> Result<PathBuf, SinkError> {
-        let (encoding, ext) = match self.format {
-            SnapshotFormat::Json => (Encoding::Json, "json"),
-            SnapshotFormat::Bin => (Encoding::Binary, "bin"),
+        let ext = match self.encoding {
+            Encoding::Json => "json",
+            Encoding::Binary => "bin",
         };
-        let bytes = model.encode(encoding)?;
+        let bytes = model.encode(self.encoding)?;
         self.ensure_dir()?;
         let name = format!(
             "{PREFIX}{:020}-{:020}.{ext}",
@@ -117,17 +124,13 @@ impl SnapshotStore {
     /// Temporary file, fsync, rename, fsync of the directory.
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
         let failed = || format!("cannot write the snapshot {}", path.display());
-        let mut temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .suffix(TEMP_SUFFIX)
-            .tempfile_in(&self.dir)
-            .map_err(SinkError::io(failed()))?;
-        temp.write_all(bytes).map_err(SinkError::io(failed()))?;
-        temp.as_file().sync_all().map_err(SinkError::io(failed()))?;
+        let mut file = AtomicFile::create(path, Access::Owner).map_err(SinkError::io(failed()))?;
+        file.write_all(bytes).map_err(SinkError::io(failed()))?;
         // On failure the temporary file is dropped, which deletes it.
-        temp.persist(path)
-            .map_err(|e| SinkError::io(failed())(e.error))?;
-        sync_dir(&self.dir)
+        file.commit().map_err(|e| match e {
+            CommitError::Write(e) => SinkError::io(failed())(e),
+            CommitError::SyncDir(e) => sync_dir_failed(&self.dir)(e),
+        })
     }
 
     /// Creates the directory when missing, and makes its entry durable too.
@@ -139,10 +142,8 @@ impl SnapshotStore {
             "cannot create the snapshot directory {}",
             self.dir.display()
         )))?;
-        match self.dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
-            _ => sync_dir(Path::new(".")),
-        }
+        let parent = super::atomic_file::parent_dir(&self.dir);
+        sync_dir(parent).map_err(sync_dir_failed(parent))
     }
 
     /// Deletes the oldest snapshots beyond `keep`. A failure is only logged: the
@@ -153,7 +154,7 @@ impl SnapshotStore {
         let snapshots = match self.snapshots() {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!("cannot list old snapshots to prune: {e}");
+                tracing::warn!("cannot list old snapshots to prune: {}", Chain(&e));
                 return;
             }
         };
@@ -189,7 +190,7 @@ impl SnapshotStore {
         for path in self.snapshots()?.into_iter().rev() {
             let loaded = fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|bytes| ModelFile::from_bytes(&bytes).map_err(|e| e.to_string()));
+                .and_then(|bytes| ModelFile::from_bytes(&bytes).map_err(|e| Chain(&e).to_string()));
             match loaded {
                 Ok(model) => {
                     outcome.newest = Some((path, model));
@@ -233,22 +234,46 @@ fn parse_name(name: &str) -> Option<(u64, u64)> {
     Some((points.parse().ok()?, version.parse().ok()?))
 }
 
-/// Makes a directory's entries (a rename, a new file) durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<(), SinkError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(SinkError::io(format!(
-            "cannot sync the directory {}",
-            dir.display()
-        )))
+fn sync_dir_failed(dir: &Path) -> impl FnOnce(io::Error) -> SinkError {
+    SinkError::io(format!("cannot sync the directory {}", dir.display()))
 }
 
-/// Elsewhere the standard library cannot open a directory to sync it; the rename
-/// is then as durable as the file system makes it.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<(), SinkError> {
-    Ok(())
+/// A snapshot as published to Kafka: keyed by the model's name, its value the
+/// JSON model without the estimator's state (consumers of the topic want the
+/// parameters).
+pub struct PublishedModel<'a> {
+    pub name: &'a str,
+    json: Vec<u8>,
+}
+
+impl<'a> PublishedModel<'a> {
+    pub fn new(name: &'a str, snapshot: &ModelFile) -> Result<Self, FormatError> {
+        let mut public = snapshot.clone();
+        // Consumers of the topic want the parameters, not the estimator state.
+        public.state = None;
+        public.anomaly_state = None;
+        if let Some(v) = public.extensions.variational.as_mut() {
+            v.state = None;
+        }
+        Ok(Self {
+            name,
+            json: public.to_json()?,
+        })
+    }
+}
+
+impl SinkRecord for PublishedModel<'_> {
+    fn write_json<W: Write>(&self, mut out: W) -> io::Result<()> {
+        out.write_all(&self.json)
+    }
+
+    fn kafka_message<'m>(&'m self, _scratch: &'m mut Vec<u8>) -> KafkaMessage<'m> {
+        KafkaMessage {
+            key: Some(self.name.into()),
+            payload: &self.json,
+            headers: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@ use std::sync::Arc;
 use gmm_io::Positions;
 use gmm_io::Reject;
 
+/// Points (or records) per chunk, for every source: large enough to amortise
+/// channel traffic, small enough that a chunk never holds much more than a batch.
+pub const CHUNK_POINTS: usize = 1024;
+
 /// Where the record after this one starts.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Origin {
@@ -72,6 +76,12 @@ pub struct Chunk {
 impl Chunk {
     pub fn is_empty(&self) -> bool {
         self.marks.is_empty() && self.rejects.is_empty()
+    }
+
+    /// Whether the chunk should be sent: [`CHUNK_POINTS`] points of `dim`
+    /// coordinates, or as many records.
+    pub fn is_full(&self, dim: usize) -> bool {
+        self.values.len() >= CHUNK_POINTS * dim || self.marks.len() >= CHUNK_POINTS
     }
 }
 

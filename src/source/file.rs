@@ -12,20 +12,25 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::chunk::{Chunk, Origin, RecordMark, Rejected, SourceMsg};
-use gmm_io::{DecodeConfig, DecodeConfigError, Decoder, Format, RecordReader};
+use gmm_io::{DecodeConfig, DecodeConfigError, Format, RecordDecoder, RecordReader};
 
-/// Points per chunk: large enough to amortise channel traffic, small enough that a
-/// chunk never holds much more than a batch.
-const CHUNK_POINTS: usize = 1024;
 const READ_BUFFER: usize = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum SourceError {
-    #[error("cannot open {path}: {error}")]
-    Open { path: PathBuf, error: io::Error },
-    #[error("cannot read {name}: {error}")]
-    Read { name: String, error: io::Error },
-    #[error("{0}")]
+    #[error("cannot open {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
+    #[error("cannot read {name}")]
+    Read {
+        name: String,
+        #[source]
+        error: io::Error,
+    },
+    #[error(transparent)]
     Decode(#[from] DecodeConfigError),
     #[error("cannot resume {path} at byte {offset}: the file is only {len} bytes long (was it replaced?)")]
     BeyondEnd {
@@ -33,6 +38,13 @@ pub enum SourceError {
         offset: u64,
         len: u64,
     },
+}
+
+impl SourceError {
+    /// The settings or the input are at fault (exit status 2), not the system.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, Self::Read { .. })
+    }
 }
 
 pub struct FileSource {
@@ -58,7 +70,7 @@ impl FileSource {
         tx: mpsc::Sender<SourceMsg>,
         cancel: CancellationToken,
     ) -> Result<(), SourceError> {
-        let mut decoder = Decoder::new(self.decode.clone())?;
+        let mut decoder = RecordDecoder::new(self.decode.clone())?;
         match &self.path {
             Some(path) => {
                 let file = self.open_at(path, &mut decoder)?;
@@ -75,7 +87,7 @@ impl FileSource {
 
     /// Opens the file at the resume offset. A csv file's header (or its absence)
     /// is read from its start first, since reading starts past it.
-    fn open_at(&self, path: &Path, decoder: &mut Decoder) -> Result<File, SourceError> {
+    fn open_at(&self, path: &Path, decoder: &mut RecordDecoder) -> Result<File, SourceError> {
         let open = |p: &Path| {
             File::open(p).map_err(|error| SourceError::Open {
                 path: p.to_path_buf(),
@@ -100,7 +112,7 @@ impl FileSource {
                 len,
             });
         }
-        if decoder.format() == Format::Csv {
+        if decoder.decoder().format() == Format::Csv {
             self.prime_csv_header(open(path)?, decoder)?;
         }
         file.seek(SeekFrom::Start(self.start))
@@ -116,10 +128,10 @@ impl FileSource {
     /// the framing yields. Not only for `fields`: without it, the first line read
     /// after the offset is taken for a header when none of it is a number, and a
     /// bad line there would then set the width of every row after it.
-    fn prime_csv_header(&self, file: File, decoder: &mut Decoder) -> Result<(), SourceError> {
-        let mut records =
-            RecordReader::new(BufReader::new(file), decoder.framing(NonZeroUsize::MIN))
-                .with_max_record_bytes(self.max_record_bytes);
+    fn prime_csv_header(&self, file: File, decoder: &mut RecordDecoder) -> Result<(), SourceError> {
+        let framing = decoder.decoder().framing(NonZeroUsize::MIN);
+        let mut records = RecordReader::new(BufReader::new(file), framing)
+            .with_max_record_bytes(self.max_record_bytes);
         loop {
             let record = records.next_record().map_err(|error| SourceError::Read {
                 name: self.name(),
@@ -142,7 +154,7 @@ impl FileSource {
             }
             // A header that cannot serve the configured fields leaves every row
             // refused, each saying why; nothing to report here.
-            let _ = decoder.prime_header(line);
+            let _ = decoder.decoder_mut().prime_header(line);
             return Ok(());
         }
     }
@@ -150,20 +162,19 @@ impl FileSource {
     fn pump<R: BufRead>(
         &self,
         reader: R,
-        mut decoder: Decoder,
+        mut decoder: RecordDecoder,
         tx: &mpsc::Sender<SourceMsg>,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         let one = NonZeroUsize::MIN;
         let first_line = (self.start == 0).then_some(1);
-        let mut records = RecordReader::new(reader, decoder.framing(one))
+        let mut records = RecordReader::new(reader, decoder.decoder().framing(one))
             .starting_at(self.start, first_line)
             .with_max_record_bytes(self.max_record_bytes);
         // Stdin positions count points, files count bytes.
         let mut stdin_index = 0u64;
         let is_stdin = self.path.is_none();
         let mut chunk = Chunk::default();
-        let mut scratch = Vec::new();
         loop {
             // Checked once per chunk, not per record: the token takes a lock, and
             // a chunk is read in well under a millisecond.
@@ -177,50 +188,37 @@ impl FileSource {
             let Some(record) = record else {
                 break;
             };
-            let before = chunk.values.len();
-            let (start, origin_end) = (record.start, record.end);
-            let line = record.location.line();
-            let location = record.location;
-            match record.payload {
-                Ok(bytes) => {
-                    let mut rejects = Vec::new();
-                    decoder.decode(bytes, &mut chunk.values, &mut rejects);
-                    for r in rejects {
-                        scratch.push((r, bytes.to_vec()));
-                    }
-                }
-                Err(reject) => scratch.push((reject, record.held.to_vec())),
-            }
-            let dim = decoder.dim().unwrap_or(1);
-            let added = (chunk.values.len() - before) / dim;
+            // The bytes a dead letter keeps: the record's, or what the framing
+            // held of a record it refused.
+            let bytes = *record.payload.as_ref().unwrap_or(&record.held);
+            let added = decoder.decode(record.payload, &mut chunk.values);
             stdin_index += added as u64;
             let origin = if is_stdin {
                 Origin::Next(stdin_index)
             } else {
-                Origin::Next(origin_end)
+                Origin::Next(record.end)
             };
             // Locations are formatted only for rejects: most records have none.
-            for (reject, payload) in scratch.drain(..) {
+            for reject in decoder.take_rejects() {
                 let location = match reject.index {
-                    Some(i) => format!("{location}, point {}", i + 1),
-                    None => location.to_string(),
+                    Some(i) => format!("{}, point {}", record.location, i + 1),
+                    None => record.location.to_string(),
                 };
                 chunk.rejects.push(Rejected {
                     reject,
                     location,
-                    start: Some(start),
-                    line,
-                    payload,
+                    start: Some(record.start),
+                    line: record.location.line(),
+                    payload: bytes.to_vec(),
                     origin: origin.clone(),
                 });
             }
+            let dim = decoder.decoder().dim().unwrap_or(1);
             chunk.marks.push(RecordMark {
                 points_end: chunk.values.len() / dim,
                 origin,
             });
-            let full =
-                chunk.values.len() >= CHUNK_POINTS * dim || chunk.marks.len() >= CHUNK_POINTS;
-            if full && !send(tx, std::mem::take(&mut chunk)) {
+            if chunk.is_full(dim) && !send(tx, std::mem::take(&mut chunk)) {
                 return Ok(());
             }
         }

@@ -21,6 +21,7 @@
 //!
 //! So [`Generator::seek`] is O(1). The rate (`rate`) is the pipeline's business.
 
+mod config;
 mod truth;
 
 use rand::{Rng, SeedableRng};
@@ -28,9 +29,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use thiserror::Error;
 
-use crate::config::GeneratorConfig;
 use gmm_model::{GaussianMixture, ModelError};
 
+pub use config::GeneratorConfig;
 use truth::Truth;
 
 /// Outlier candidates drawn before falling back to a point on a face of the box.
@@ -44,7 +45,7 @@ const MAX_COVARIANCE_VALUES: usize = 1 << 24;
 pub enum GeneratorError {
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
-    #[error("the generator's mixture is invalid: {0}")]
+    #[error("the generator's mixture is invalid")]
     Model(#[from] ModelError),
 }
 

@@ -307,7 +307,7 @@ fn skip_invalid_skips_and_reports_the_count() {
 
 /// scikit-learn's EM from the same start (weights_init, means_init,
 /// precisions_init, tol = 0): the parameters after N iterations and the mean
-/// log-likelihood of every iteration agree to 1e-8 relative (CONTRACT "fit").
+/// log-likelihood of every iteration agree to 1e-8 relative (`docs/reference.md`, "Commands").
 #[test]
 fn init_model_reproduces_scikit_learn() {
     let dir = tempdir();

@@ -65,7 +65,7 @@ fn records_equal_the_library_bit_for_bit() {
     }
 }
 
-/// CONTRACT "score": log_density equals scikit-learn's score_samples for the same
+/// `docs/reference.md`, "Commands": log_density equals scikit-learn's score_samples for the same
 /// parameters to 1e-9 relative; responsibilities and clusters agree too.
 #[test]
 fn records_agree_with_scikit_learn() {

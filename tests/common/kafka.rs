@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use gmm_io::ModelFile;
 use gmm_model::{Covariances, GaussianMixture};
-use gmm_stream::config::SnapshotFormat;
 use gmm_stream::sink::SnapshotStore;
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
@@ -621,7 +620,7 @@ pub fn newest_snapshot(dir: &Path) -> Option<ModelFile> {
     if !dir.is_dir() {
         return None;
     }
-    let store = SnapshotStore::new(dir, 1000, SnapshotFormat::Json);
+    let store = SnapshotStore::new(dir, 1000, gmm_io::Encoding::Json);
     store.load_newest().ok()?.newest.map(|(_, m)| m)
 }
 

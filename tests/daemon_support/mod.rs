@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use gmm_io::{ModelFile, Positions};
 use gmm_model::{fit, points_from_rows, EmSettings, GaussianMixture, InitMethod, Start};
-use gmm_stream::config::{Config, GeneratorConfig, SnapshotFormat};
+use gmm_stream::config::{Config, GeneratorConfig};
 use gmm_stream::sink::SnapshotStore;
 use gmm_stream::source::Generator;
 use tokio_util::sync::CancellationToken;
@@ -229,7 +229,7 @@ pub fn spawn_binary(config: &Path, sets: &[&str], log: &Path) -> Child {
 }
 
 pub fn store(dir: &Path) -> SnapshotStore {
-    SnapshotStore::new(dir, 1000, SnapshotFormat::Json)
+    SnapshotStore::new(dir, 1000, gmm_io::Encoding::Json)
 }
 
 /// Every snapshot in `dir`, oldest first.

@@ -28,7 +28,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
-# Not data/: tests/reference_sklearn.rs reads every JSON file there as one of its cases.
+# Not data/: crates/gmm-model/tests/reference_sklearn.rs reads every JSON file there
+# as one of its cases.
 DATA = pathlib.Path(__file__).resolve().parent / "cli_data"
 SEED = 20261122
 K, D = 3, 3

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates the scikit-learn reference cases that tests/reference_sklearn.rs checks.
+"""Generates the scikit-learn reference cases that crates/gmm-model/tests/reference_sklearn.rs checks.
 
 Run from the repository root:
 

@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::group_info::GroupInfo;
 
 use gmm_model::{
-    CovariancePrior, CovarianceType, Inference, OnlineSettings, OnlineState, OnlineVariational,
-    Posterior, VariationalPrior, VariationalState, WeightConcentration, WeightPriorType,
+    CovariancePrior, CovarianceType, GaussianMixture, Inference, ModelError, OnlineSettings,
+    OnlineState, OnlineVariational, Posterior, VariationalPrior, VariationalState,
+    WeightConcentration, WeightPriorType,
 };
+use nalgebra::{DMatrix, DVector};
 
 /// A number, an array or an array of arrays, as scikit-learn's attribute has it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
@@ -85,6 +87,67 @@ impl BayesianInfo {
             degrees_of_freedom_prior: prior.degrees_of_freedom,
             covariance_prior,
         }
+    }
+}
+
+impl BayesianInfo {
+    /// The posterior this object and the file's plug-in `mixture` describe.
+    pub fn posterior(&self, mixture: GaussianMixture) -> Result<Posterior, ModelError> {
+        let k = mixture.n_components();
+        let vector = |v: &[f64]| DVector::from_column_slice(v);
+        let bad =
+            |what: &str| ModelError::InvalidShape(format!("bayesian.{what} has the wrong shape"));
+        let weight_concentration = match (
+            &self.weight_concentration,
+            self.weight_concentration_prior_type,
+        ) {
+            (Values::Rows(r), WeightPriorType::DirichletProcess) if r.len() == 2 => {
+                WeightConcentration::Process {
+                    a: vector(&r[0]),
+                    b: vector(&r[1]),
+                }
+            }
+            (Values::List(v), WeightPriorType::DirichletDistribution) => {
+                WeightConcentration::Distribution(vector(v))
+            }
+            _ => return Err(bad("weight_concentration")),
+        };
+        let degrees_of_freedom = match &self.degrees_of_freedom {
+            Values::Number(nu) => DVector::from_element(k, *nu),
+            Values::List(v) => vector(v),
+            Values::Rows(_) => return Err(bad("degrees_of_freedom")),
+        };
+        Posterior::from_parts(
+            weight_concentration,
+            vector(&self.mean_precision),
+            degrees_of_freedom,
+            mixture,
+        )
+    }
+
+    /// The priors the fit used.
+    pub fn prior(&self) -> Result<VariationalPrior, ModelError> {
+        let covariance = match &self.covariance_prior {
+            Values::Number(s) => CovariancePrior::Scalar(*s),
+            Values::List(v) => CovariancePrior::Diagonal(DVector::from_column_slice(v)),
+            Values::Rows(r) => {
+                let d = r.len();
+                if r.iter().any(|row| row.len() != d) {
+                    return Err(ModelError::InvalidShape(
+                        "bayesian.covariance_prior is not square".into(),
+                    ));
+                }
+                CovariancePrior::Matrix(DMatrix::from_fn(d, d, |i, j| r[i][j]))
+            }
+        };
+        Ok(VariationalPrior {
+            weight_concentration_prior_type: self.weight_concentration_prior_type,
+            weight_concentration: self.weight_concentration_prior,
+            mean_precision: self.mean_precision_prior,
+            mean: DVector::from_column_slice(&self.mean_prior),
+            degrees_of_freedom: self.degrees_of_freedom_prior,
+            covariance,
+        })
     }
 }
 
@@ -189,3 +252,39 @@ impl<Context> Decode<Context> for Extensions {
 }
 
 bincode::impl_borrow_decode!(Extensions);
+
+#[cfg(test)]
+mod posterior_tests {
+    use super::*;
+    use gmm_model::{fit_variational, points_from_rows, VariationalSettings};
+
+    /// A fit's `bayesian` object gives back its posterior and priors exactly.
+    #[test]
+    fn the_bayesian_object_gives_back_the_posterior_and_priors() {
+        let flat: Vec<f64> = (0..150)
+            .map(|i| ((i * 37 % 23) as f64) * 0.3 + (i % 3) as f64 * 7.0)
+            .collect();
+        let x = points_from_rows(&flat, 3).expect("points");
+        for kind in [
+            WeightPriorType::DirichletProcess,
+            WeightPriorType::DirichletDistribution,
+        ] {
+            for t in CovarianceType::ALL {
+                let mut settings = VariationalSettings::new(3, kind);
+                settings.em.covariance_type = t;
+                let report = fit_variational(x, &settings, &mut |_| {}).expect("fit");
+                let info = BayesianInfo::new(&report.posterior, &report.prior);
+                let back = info
+                    .posterior(report.posterior.mixture().clone())
+                    .expect("posterior");
+                assert_eq!(
+                    back.weight_concentration,
+                    report.posterior.weight_concentration
+                );
+                assert_eq!(back.mean_precision, report.posterior.mean_precision);
+                assert_eq!(back.degrees_of_freedom, report.posterior.degrees_of_freedom);
+                assert_eq!(info.prior().expect("prior"), report.prior, "{kind} {t}");
+            }
+        }
+    }
+}

@@ -3,20 +3,22 @@
 //! decoding of input records (csv, json, f64le, f32le) into points.
 //!
 //! No sockets, no async: callers hand in bytes or a `BufRead` and get values back.
-//! [`read_all`] reads a finite input; the daemon's sources frame their streams
-//! with [`RecordReader`] or take Kafka message values, and all of them turn records
-//! into points through [`Decoder`].
+//! Streams are framed into records by [`RecordReader`] (Kafka message values are
+//! records as they come), and every reader turns records into points through
+//! [`RecordDecoder`]: the daemon's sources, and [`PointReader`] / [`read_all`] for
+//! a finite input.
 
 pub mod decode;
 mod extensions;
 mod format;
 mod group_info;
 mod model_file;
+mod points;
 mod positions;
-mod read_all;
 pub mod records;
 mod reject;
 pub mod state;
+mod stream_file;
 
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
 pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
@@ -26,7 +28,7 @@ pub use model_file::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, FORMAT_NAME,
     FORMAT_VERSION,
 };
+pub use points::{read_all, Dataset, PointReader, ReadError, RecordDecoder};
 pub use positions::{KafkaOffsets, Positions};
-pub use read_all::{read_all, Dataset, ReadError};
 pub use records::{Framing, Location, Record, RecordReader, DEFAULT_MAX_RECORD_BYTES};
 pub use reject::{Reject, RejectReason};

@@ -1,4 +1,4 @@
-//! The model file (CONTRACT "The model file"): JSON, or a checksummed binary form
+//! The model file (`docs/reference.md`, "The model file"): JSON, or a checksummed binary form
 //! with the same content.
 //!
 //! Binary layout: the 16-byte magic `GMM-STREAM-MODEL`, the format version (u32 LE),
@@ -28,7 +28,7 @@ const CHECKSUM_LEN: usize = 4;
 
 #[derive(Debug, Error)]
 pub enum FormatError {
-    #[error("not valid model JSON: {0}")]
+    #[error("not valid model JSON")]
     Json(#[from] serde_json::Error),
     #[error("not a gmm-stream model file (neither JSON nor the binary magic)")]
     NotAModel,
@@ -46,14 +46,17 @@ pub enum FormatError {
     Encode(String),
     #[error("the model file is inconsistent: {0}")]
     Inconsistent(String),
-    #[error("the model file holds an invalid mixture: {0}")]
+    #[error("the model file holds an invalid mixture")]
     Invalid(#[from] ModelError),
 }
 
 /// Which form a model file takes: JSON when the path ends in `.json`, else binary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// In settings (`snapshot.format`): `json` or `bin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Encoding {
     Json,
+    #[serde(rename = "bin")]
     Binary,
 }
 
@@ -62,6 +65,18 @@ impl Encoding {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("json") => Self::Json,
             _ => Self::Binary,
+        }
+    }
+
+    /// The form of a file's bytes, told by their start: the binary magic, or a
+    /// JSON object. None: neither, not a model file.
+    pub fn of_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(MAGIC) {
+            Some(Self::Binary)
+        } else if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            Some(Self::Json)
+        } else {
+            None
         }
     }
 }
@@ -99,6 +114,28 @@ pub struct BatchInfo {
 pub enum EstimatorInfo {
     Batch(BatchInfo),
     Online(#[bincode(with_serde)] OnlineSettings),
+    /// The file names no estimator (a model written by another tool). Last, so the
+    /// binary form's variant numbers of the others stay what they were.
+    Unspecified,
+}
+
+impl EstimatorInfo {
+    pub fn is_unspecified(&self) -> bool {
+        matches!(self, Self::Unspecified)
+    }
+}
+
+/// `estimator` on input: absent, `null` or an object without `kind` (`{}`) is
+/// [`EstimatorInfo::Unspecified`]; an object with a `kind` must be a whole one.
+fn estimator_or_unspecified<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<EstimatorInfo, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let named = value.as_object().is_some_and(|o| o.contains_key("kind"));
+    if value.is_null() || (value.is_object() && !named) {
+        return Ok(EstimatorInfo::Unspecified);
+    }
+    EstimatorInfo::deserialize(value).map_err(serde::de::Error::custom)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Encode, Decode)]
@@ -112,11 +149,17 @@ pub struct ModelFile {
     pub weights: Vec<f64>,
     pub means: Vec<Vec<f64>>,
     pub covariances: CovarianceValues,
+    // Only the fields above are required on input: a model written by another tool
+    // (scikit-learn's parameters) loads everywhere. Absent, the rest are zero, empty
+    // or unspecified.
     /// Points absorbed since the model was born (never decayed).
+    #[serde(default)]
     pub points_seen: u64,
     /// +1 at every M-step.
+    #[serde(default)]
     pub model_version: u64,
-    /// RFC 3339.
+    /// RFC 3339; empty when the file does not say.
+    #[serde(default)]
     pub updated_at: String,
     /// Log-density below which a point is flagged as an anomaly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +168,11 @@ pub struct ModelFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[bincode(with_serde)]
     pub anomaly_state: Option<AnomalyThreshold>,
+    #[serde(
+        default = "unspecified",
+        deserialize_with = "estimator_or_unspecified",
+        skip_serializing_if = "EstimatorInfo::is_unspecified"
+    )]
     pub estimator: EstimatorInfo,
     /// The online estimator's state, so a restored model continues exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,7 +251,7 @@ impl ModelFile {
                 self.extensions.restore_settings(&mut s);
                 Some(s)
             }
-            EstimatorInfo::Batch(_) => None,
+            EstimatorInfo::Batch(_) | EstimatorInfo::Unspecified => None,
         }
     }
 
@@ -303,12 +351,10 @@ impl ModelFile {
 
     /// Reads either form, recognised by its first bytes, and validates the mixture.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
-        let file = if bytes.starts_with(MAGIC) {
-            Self::from_binary(bytes)?
-        } else if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            serde_json::from_slice(bytes)?
-        } else {
-            return Err(FormatError::NotAModel);
+        let file = match Encoding::of_bytes(bytes) {
+            Some(Encoding::Binary) => Self::from_binary(bytes)?,
+            Some(Encoding::Json) => serde_json::from_slice(bytes)?,
+            None => return Err(FormatError::NotAModel),
         };
         file.mixture()?;
         Ok(file)
@@ -344,6 +390,10 @@ impl ModelFile {
         }
         Ok(file)
     }
+}
+
+fn unspecified() -> EstimatorInfo {
+    EstimatorInfo::Unspecified
 }
 
 /// Copies a slice of known length into an array (lengths are checked by the caller).
@@ -522,20 +572,85 @@ mod tests {
         let mut v: serde_json::Value =
             serde_json::from_slice(&good.to_json().expect("json")).expect("parse");
         v["weights"] = serde_json::json!([0.5, 0.7]);
+        // The reason is the error's cause: "invalid mixture: weights ... sum to".
+        let reason = |err: FormatError| {
+            let cause = std::error::Error::source(&err).map(|c| c.to_string());
+            format!("{err}: {}", cause.unwrap_or_default())
+        };
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("weights");
-        assert!(err.to_string().contains("sum to"), "{err}");
+        let err = reason(err);
+        assert!(err.contains("sum to"), "{err}");
         v["weights"] = serde_json::json!([0.5, 0.5]);
         v["covariances"] = serde_json::json!([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("indefinite");
-        assert!(err.to_string().contains("positive definite"), "{err}");
+        let err = reason(err);
+        assert!(err.contains("positive definite"), "{err}");
         v["covariances"] = serde_json::json!([1.0, 2.0]);
         let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("layout");
-        assert!(err.to_string().contains("tied layout"), "{err}");
+        let err = reason(err);
+        assert!(err.contains("tied layout"), "{err}");
         v["version"] = serde_json::json!(2);
         assert!(matches!(
             ModelFile::from_bytes(v.to_string().as_bytes()),
             Err(FormatError::UnsupportedVersion(2))
         ));
+    }
+
+    /// The mixture fields alone, as another tool writes them.
+    fn minimal_json() -> serde_json::Value {
+        serde_json::json!({
+            "format": "gmm-stream.model",
+            "version": 1,
+            "covariance_type": "spherical",
+            "n_components": 2,
+            "n_features": 2,
+            "weights": [0.4, 0.6],
+            "means": [[0.0, 1.0], [5.0, -2.0]],
+            "covariances": [1.5, 0.25]
+        })
+    }
+
+    #[test]
+    fn the_mixture_fields_alone_are_a_model_file() {
+        let file = ModelFile::from_bytes(minimal_json().to_string().as_bytes()).expect("loads");
+        assert_eq!(file.estimator, EstimatorInfo::Unspecified);
+        assert_eq!((file.points_seen, file.model_version), (0, 0));
+        assert!(file.updated_at.is_empty() && file.state.is_none());
+        assert_eq!(file.mixture().expect("valid").n_components(), 2);
+        // Written back, it stays minimal: no estimator object is made up.
+        let again: serde_json::Value =
+            serde_json::from_slice(&file.to_json().expect("json")).expect("parse");
+        assert!(again.get("estimator").is_none(), "{again}");
+        let bin = file.to_binary().expect("bin");
+        assert_eq!(ModelFile::from_bytes(&bin).expect("bin loads"), file);
+    }
+
+    #[test]
+    fn an_estimator_without_kind_is_unspecified_and_a_wrong_kind_is_refused() {
+        for empty in [serde_json::json!({}), serde_json::Value::Null] {
+            let mut v = minimal_json();
+            v["estimator"] = empty;
+            let file = ModelFile::from_bytes(v.to_string().as_bytes()).expect("loads");
+            assert_eq!(file.estimator, EstimatorInfo::Unspecified);
+        }
+        let mut v = minimal_json();
+        v["estimator"] = serde_json::json!({"kind": "magic"});
+        let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("bad kind");
+        assert!(err.to_string().contains("magic"), "{err}");
+        v["estimator"] = serde_json::json!({"kind": "batch", "max_iter": 3});
+        let err = ModelFile::from_bytes(v.to_string().as_bytes()).expect_err("half a batch");
+        assert!(err.to_string().contains("missing field"), "{err}");
+    }
+
+    /// A binary file written before `Unspecified` existed (the committed fixture)
+    /// loads, and encodes to the same bytes again.
+    #[test]
+    fn binary_files_from_before_optional_fields_keep_their_bytes() {
+        let old: &[u8] = include_bytes!("testdata/batch_model_v1.bin");
+        let file = ModelFile::from_bytes(old).expect("an earlier file loads");
+        assert!(matches!(&file.estimator, EstimatorInfo::Batch(b) if b.n_iter == 12));
+        assert_eq!((file.points_seen, file.model_version), (500, 12));
+        assert_eq!(file.to_binary().expect("bin"), old);
     }
 
     /// A binary snapshot written before the variational extensions existed (the

@@ -163,8 +163,10 @@ pub(crate) struct PrecisionCholesky {
     pub log_det: DVector<f64>,
 }
 
+/// The Cholesky factors of the precisions: with `Σ = L Lᵀ`, `L⁻¹` (scikit-learn's
+/// `precisions_cholesky_` holds their transposes).
 #[derive(Clone, Debug)]
-pub(crate) enum Factors {
+pub enum Factors {
     /// L⁻¹ for each component (lower triangular).
     Full(Vec<DMatrix<f64>>),
     /// d×K: 1/σ per coordinate and component.

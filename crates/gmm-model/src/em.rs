@@ -169,7 +169,7 @@ pub fn fit(
                 m_step(&stats, settings.reg_covar, settings.prior.as_ref(), None)?
             }
         };
-        let run = run_em(start, x, settings, init, progress)?;
+        let run = run_em(start, f64::NEG_INFINITY, x, settings, init, progress)?;
         if best
             .as_ref()
             .is_none_or(|b| run.lower_bound > b.lower_bound)
@@ -180,15 +180,42 @@ pub fn fit(
     best.ok_or(ModelError::Empty)
 }
 
+/// Continues EM from `model`, whose earlier fit ended at `lower_bound`
+/// (scikit-learn's `warm_start`): the first iteration's change is measured from it,
+/// so a model that had converged stops after one iteration. One run; `settings`
+/// give everything but the start and `n_init`.
+pub fn resume(
+    model: GaussianMixture,
+    lower_bound: f64,
+    x: Points<'_>,
+    settings: &EmSettings,
+    progress: &mut dyn FnMut(&Iteration),
+) -> Result<FitReport> {
+    let settings = EmSettings {
+        start: Start::Model(model),
+        n_init: 1,
+        ..settings.clone()
+    };
+    settings.check(x)?;
+    if let Some(p) = &settings.prior {
+        p.check(x.nrows())?;
+    }
+    let Start::Model(model) = &settings.start else {
+        return Err(ModelError::Empty);
+    };
+    run_em(model.clone(), lower_bound, x, &settings, 0, progress)
+}
+
 fn run_em(
     model: GaussianMixture,
+    lower_bound: f64,
     x: Points<'_>,
     settings: &EmSettings,
     init: usize,
     progress: &mut dyn FnMut(&Iteration),
 ) -> Result<FitReport> {
     let step = |m: &GaussianMixture| em_step(m, x, settings.reg_covar, settings.prior.as_ref());
-    let (model, run) = iterate(model, settings, init, progress, step)?;
+    let (model, run) = iterate_from(model, lower_bound, settings, init, progress, step)?;
     Ok(FitReport {
         model,
         converged: run.converged,
@@ -209,7 +236,19 @@ pub(crate) struct Run {
 /// changes by less than `settings.tol` or `settings.max_iter` iterations have run,
 /// reporting each to `progress`: the loop of EM and of variational inference.
 pub(crate) fn iterate<T>(
+    state: T,
+    settings: &EmSettings,
+    init: usize,
+    progress: &mut dyn FnMut(&Iteration),
+    step: impl FnMut(&T) -> Result<(T, f64)>,
+) -> Result<(T, Run)> {
+    iterate_from(state, f64::NEG_INFINITY, settings, init, progress, step)
+}
+
+/// [`iterate`] with the first change measured from `lower_bound` (a warm start).
+fn iterate_from<T>(
     mut state: T,
+    lower_bound: f64,
     settings: &EmSettings,
     init: usize,
     progress: &mut dyn FnMut(&Iteration),
@@ -217,7 +256,7 @@ pub(crate) fn iterate<T>(
 ) -> Result<(T, Run)> {
     let mut run = Run {
         converged: false,
-        lower_bound: f64::NEG_INFINITY,
+        lower_bound,
         history: Vec::new(),
     };
     for iteration in 1..=settings.max_iter {

@@ -28,9 +28,9 @@ mod simd;
 mod stats;
 mod variational;
 
-pub use covariance::{CovarianceType, Covariances};
+pub use covariance::{CovarianceType, Covariances, Factors as PrecisionFactors};
 pub use drift::{BatchLevel, DriftSettings, DriftState};
-pub use em::{em_step, fit, EmSettings, FitReport, Iteration, Start};
+pub use em::{em_step, fit, resume, EmSettings, FitReport, Iteration, Start};
 pub use error::{ModelError, Result};
 pub use estep::{most_responsible, EvalRequest, Evaluation};
 pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions, KMeansResult};
@@ -40,8 +40,8 @@ pub use mstep::{m_step, Prior};
 /// Online estimation shared by the members of a consumer group.
 pub use online::group;
 pub use online::{
-    BatchOutcome, Inference, OnlineEm, OnlineSettings, OnlineState, OnlineVariational, Scored,
-    StructureChanges, VariationalState,
+    Absorbed, BatchOutcome, Inference, OnlineEm, OnlineSettings, OnlineState, OnlineVariational,
+    Scored, StreamEstimator, StructureChanges, VariationalState,
 };
 pub use schedule::{decay_factor, stepwise_gamma, HalfLifeUnit, Schedule};
 pub use stats::{Scatter, SufficientStats};

@@ -169,6 +169,11 @@ impl GaussianMixture {
         &self.covariances
     }
 
+    /// The precisions' Cholesky factors the densities are computed with.
+    pub fn precision_factors(&self) -> &Factors {
+        &self.precision.factors
+    }
+
     /// Free parameters (scikit-learn's `_n_parameters`), for BIC and AIC.
     pub fn n_parameters(&self) -> usize {
         let (k, d) = (self.n_components(), self.n_features());

@@ -36,7 +36,14 @@ pub fn render(s: &Summary) -> String {
         ("features", s.n_features.to_string()),
         ("points seen", s.points_seen.to_string()),
         ("model version", s.model_version.to_string()),
-        ("updated at", s.updated_at.clone()),
+        (
+            "updated at",
+            if s.updated_at.is_empty() {
+                "not recorded".to_owned()
+            } else {
+                s.updated_at.clone()
+            },
+        ),
         ("estimator", estimator(&s.estimator)),
         ("anomaly threshold", threshold),
         ("state", s.state.as_ref().map_or("none".to_owned(), state)),
@@ -101,6 +108,9 @@ fn component(out: &mut String, k: usize, c: &ComponentSummary) {
 /// The estimator's kind, then its settings as `key=value`, whatever they are (the
 /// online settings grow; this need not follow).
 fn estimator(info: &gmm_io::EstimatorInfo) -> String {
+    if info.is_unspecified() {
+        return "not recorded (only the mixture is known)".to_owned();
+    }
     let Ok(serde_json::Value::Object(map)) = serde_json::to_value(info) else {
         return "unknown".to_owned();
     };

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::super::error::CliError;
-use super::super::input::{explain_dim, report_skipped, InputArgs, PointReader};
+use super::super::input::{explain_dim, report_skipped, InputArgs};
 
 /// Points read at a time.
 const CHUNK_POINTS: usize = 16 * 1024;
@@ -65,7 +65,7 @@ pub fn read_sample(
     max_points: usize,
 ) -> Result<Sample, CliError> {
     input.check_against_model(model_name, d)?;
-    let mut reader = PointReader::new(input, Some(d))?;
+    let mut reader = input.reader(Some(d))?;
     let mut reservoir = Reservoir::new(max_points, d);
     let mut chunk = Vec::with_capacity(CHUNK_POINTS * d);
     loop {

@@ -15,10 +15,10 @@
 
 use std::path::{Path, PathBuf};
 
-use gmm_io::ModelFile;
+use gmm_io::{Encoding, ModelFile};
 use gmm_model::GaussianMixture;
-use gmm_stream::config::SnapshotFormat;
 use gmm_stream::sink::SnapshotStore;
+use gmm_stream::telemetry::Chain;
 use plotters::prelude::*;
 
 use super::super::error::CliError;
@@ -152,9 +152,9 @@ fn load(dir: &Path) -> Result<Vec<Snapshot>, CliError> {
         )));
     }
     // Only listing: the store's keep and format do not matter.
-    let paths = SnapshotStore::new(dir, 1, SnapshotFormat::Json)
+    let paths = SnapshotStore::new(dir, 1, Encoding::Json)
         .snapshots()
-        .map_err(|e| CliError::failure_msg(format!("{name}: {e}")))?;
+        .map_err(|e| CliError::failure(anyhow::Error::new(e).context(name.to_string())))?;
     let mut loaded = Vec::new();
     for path in paths {
         match read(&path) {
@@ -172,8 +172,8 @@ fn load(dir: &Path) -> Result<Vec<Snapshot>, CliError> {
 
 fn read(path: &Path) -> Result<Snapshot, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let file = ModelFile::from_bytes(&bytes).map_err(|e| e.to_string())?;
-    let model = file.mixture().map_err(|e| e.to_string())?;
+    let file = ModelFile::from_bytes(&bytes).map_err(|e| Chain(&e).to_string())?;
+    let model = file.mixture().map_err(|e| Chain(&e).to_string())?;
     Ok(Snapshot {
         path: path.to_owned(),
         file,

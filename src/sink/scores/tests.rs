@@ -1,45 +1,9 @@
-use std::sync::{Arc, Mutex};
-
 use nalgebra::{DMatrix, DVector};
 use serde_json::Value;
 
 use super::*;
+use crate::sink::write_line;
 use gmm_model::{points_from_rows, Covariances, EvalRequest, GaussianMixture};
-
-/// A `Write` whose bytes the test can read while the writer holds it.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8(bytes).expect("utf8")
-    }
-}
-
-struct Broken;
-
-impl Write for Broken {
-    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(io::ErrorKind::BrokenPipe, "pipe closed"))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::BrokenPipe, "pipe closed"))
-    }
-}
 
 fn record(responsibilities: &[f64]) -> ScoreRecord<'_> {
     ScoreRecord {
@@ -48,19 +12,19 @@ fn record(responsibilities: &[f64]) -> ScoreRecord<'_> {
         responsibilities,
         anomaly: false,
         threshold: Some(-12.000_000_000_000_002),
-        model_version: 42,
+        model_version: Some(42),
         kafka: None,
     }
 }
 
 fn json(record: &ScoreRecord<'_>) -> String {
     let mut out = Vec::new();
-    record.write_json(&mut out);
+    record.write_json(&mut out).expect("serializes");
     String::from_utf8(out).expect("utf8")
 }
 
 #[test]
-fn records_carry_the_contract_fields_in_order_and_floats_round_trip() {
+fn records_carry_the_reference_fields_in_order_and_floats_round_trip() {
     let r = [0.1 + 0.2, 1.0 - (0.1 + 0.2)];
     let rec = record(&r);
     let text = json(&rec);
@@ -75,6 +39,22 @@ fn records_carry_the_contract_fields_in_order_and_floats_round_trip() {
     assert_eq!(v["log_density"].as_f64(), Some(rec.log_density));
     assert_eq!(v["responsibilities"][1].as_f64(), Some(r[1]));
     assert!(v.get("topic").is_none());
+}
+
+#[test]
+fn records_of_score_carry_the_flag_only_with_a_threshold() {
+    let r = [1.0];
+    let mut rec = record(&r);
+    rec.model_version = None;
+    assert_eq!(
+        json(&rec),
+        r#"{"log_density":-3.141592653589793e-7,"cluster":1,"responsibilities":[1.0],"anomaly":false}"#
+    );
+    rec.threshold = None;
+    assert_eq!(
+        json(&rec),
+        r#"{"log_density":-3.141592653589793e-7,"cluster":1,"responsibilities":[1.0]}"#
+    );
 }
 
 #[test]
@@ -93,6 +73,10 @@ fn kafka_positions_and_missing_thresholds() {
     assert_eq!(v["topic"], "points \"eu\"");
     assert_eq!(v["partition"], 3);
     assert_eq!(v["offset"], 1u64 << 40);
+    let mut scratch = Vec::new();
+    let message = rec.kafka_message(&mut scratch);
+    assert_eq!(message.key.as_deref(), Some("points \"eu\":3"));
+    assert_eq!(message.payload, json(&rec).as_bytes());
 }
 
 #[test]
@@ -108,7 +92,7 @@ fn records_from_an_evaluation_match_the_model() {
     let eval = model.evaluate(x, EvalRequest::ALL).expect("evaluate");
     let threshold = Some(-20.0);
     let recs: Vec<_> = (0..3)
-        .map(|j| ScoreRecord::from_evaluation(&eval, j, 7, threshold))
+        .map(|j| ScoreRecord::from_evaluation(&eval, j, threshold).by_model(7))
         .collect();
     assert_eq!(
         recs.iter().map(|r| r.cluster).collect::<Vec<_>>(),
@@ -127,26 +111,17 @@ fn records_from_an_evaluation_match_the_model() {
         assert!((r.responsibilities.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 
-    let out = Shared::default();
-    let mut writer = ScoresWriter::from_writer(out.clone(), "test");
-    let scored = Scored {
-        model_version: 7,
-        evaluation: eval,
-    };
-    let kafka: Vec<_> = (0..3)
-        .map(|i| KafkaPosition {
+    let mut out = Vec::new();
+    for (i, mut rec) in recs.into_iter().enumerate() {
+        rec.kafka = Some(KafkaPosition {
             topic: "t",
             partition: 0,
-            offset: 100 + i,
-        })
-        .collect();
-    writer
-        .write_scored(&scored, threshold, Some(&kafka))
-        .expect("write");
-    writer.flush().expect("flush");
-    assert_eq!(writer.records_written(), 3);
-    let lines: Vec<Value> = out
-        .text()
+            offset: 100 + i as i64,
+        });
+        write_line(&mut out, &rec).expect("write");
+    }
+    let lines: Vec<Value> = String::from_utf8(out)
+        .expect("utf8")
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
@@ -154,58 +129,4 @@ fn records_from_an_evaluation_match_the_model() {
     assert_eq!(lines[2]["anomaly"], true);
     assert_eq!(lines[2]["offset"], 102);
     assert_eq!(lines[0]["model_version"], 7);
-}
-
-#[test]
-fn flush_hands_records_to_the_file_and_reopening_appends() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("scores.ndjson");
-    let config = ScoresConfig {
-        sink: SinkKind::File,
-        path: path.clone(),
-        ..ScoresConfig::default()
-    };
-    let r = [1.0];
-    let mut first = ScoresWriter::open(&config)
-        .expect("open")
-        .expect("a file sink");
-    first.write(&record(&r)).expect("write");
-    assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
-    first.flush().expect("flush");
-    assert_eq!(
-        std::fs::read_to_string(&path)
-            .expect("read")
-            .lines()
-            .count(),
-        1
-    );
-    drop(first);
-    let mut second = ScoresWriter::append(&path).expect("reopen");
-    second.write(&record(&r)).expect("write");
-    second.flush().expect("flush");
-    assert_eq!(
-        std::fs::read_to_string(&path)
-            .expect("read")
-            .lines()
-            .count(),
-        2
-    );
-
-    let none = ScoresConfig::default();
-    assert!(ScoresWriter::open(&none).expect("none").is_none());
-}
-
-#[test]
-fn write_failures_name_the_target() {
-    let mut writer = ScoresWriter::from_writer(Broken, "stdout");
-    writer.write(&record(&[1.0])).expect("buffered");
-    let err = writer.flush().expect_err("broken pipe");
-    assert!(err.to_string().contains("stdout"), "{err}");
-    let err = ScoresWriter::append(Path::new("/nonexistent/dir/scores.ndjson"))
-        .err()
-        .expect("no directory");
-    assert!(
-        err.to_string().contains("/nonexistent/dir/scores.ndjson"),
-        "{err}"
-    );
 }

@@ -45,7 +45,7 @@ fn newest(store: &SnapshotStore) -> (PathBuf, ModelFile) {
 #[test]
 fn writes_keep_the_last_snapshots_in_progress_order() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SnapshotStore::new(dir.path().join("a/b"), 3, SnapshotFormat::Json);
+    let store = SnapshotStore::new(dir.path().join("a/b"), 3, Encoding::Json);
     let outcome = store.load_newest().expect("missing dir loads nothing");
     assert!(outcome.newest.is_none() && outcome.skipped.is_empty());
     // 9 < 10 < 100 numerically, not as text: the padding makes both agree.
@@ -69,8 +69,8 @@ fn writes_keep_the_last_snapshots_in_progress_order() {
 #[test]
 fn both_formats_load_and_count_towards_keep() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let json = SnapshotStore::new(dir.path(), 2, SnapshotFormat::Json);
-    let bin = SnapshotStore::new(dir.path(), 2, SnapshotFormat::Bin);
+    let json = SnapshotStore::new(dir.path(), 2, Encoding::Json);
+    let bin = SnapshotStore::new(dir.path(), 2, Encoding::Binary);
     json.write(&model_file(1, 1)).expect("json");
     let path = bin.write(&model_file(2, 2)).expect("bin");
     assert_eq!(path.extension().and_then(|e| e.to_str()), Some("bin"));
@@ -85,7 +85,7 @@ fn both_formats_load_and_count_towards_keep() {
 #[test]
 fn a_truncated_newest_snapshot_is_skipped_with_a_reason() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for format in [SnapshotFormat::Json, SnapshotFormat::Bin] {
+    for format in [Encoding::Json, Encoding::Binary] {
         let store = SnapshotStore::new(dir.path().join(format!("{format:?}")), 5, format);
         store.write(&model_file(10, 1)).expect("write");
         let bad = store.write(&model_file(20, 2)).expect("write");
@@ -103,13 +103,7 @@ fn a_truncated_newest_snapshot_is_skipped_with_a_reason() {
 #[test]
 fn a_crash_mid_write_leaves_the_previous_snapshot_loadable() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = SnapshotConfig {
-        dir: dir.path().to_path_buf(),
-        keep: 3,
-        format: SnapshotFormat::Bin,
-        ..SnapshotConfig::default()
-    };
-    let store = SnapshotStore::open(&config).expect("open");
+    let store = SnapshotStore::open(dir.path(), 3, Encoding::Binary).expect("open");
     store.write(&model_file(5, 1)).expect("write");
     // What a crash can leave: a half-written temporary file and, had the writer
     // not been atomic, a half-written final file; plus files that are not ours.
@@ -122,7 +116,7 @@ fn a_crash_mid_write_leaves_the_previous_snapshot_loadable() {
     fs::write(dir.path().join("notes.txt"), "x").expect("other");
     fs::write(dir.path().join("snapshot-6-2.bin"), "x").expect("other");
 
-    let store = SnapshotStore::open(&config).expect("reopen");
+    let store = SnapshotStore::open(dir.path(), 3, Encoding::Binary).expect("reopen");
     assert_eq!(store.remove_stale_temp_files().expect("clean"), 0);
     assert!(!dir.path().join(".snapshot-x1y2z3.tmp").exists());
     let outcome = store.load_newest().expect("load");
@@ -140,7 +134,7 @@ fn a_crash_mid_write_leaves_the_previous_snapshot_loadable() {
 #[test]
 fn nothing_valid_loads_nothing_and_reports_every_file() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SnapshotStore::new(dir.path(), 5, SnapshotFormat::Json);
+    let store = SnapshotStore::new(dir.path(), 5, Encoding::Json);
     for name in [
         "snapshot-00000000000000000001-00000000000000000001.json",
         "snapshot-00000000000000000002-00000000000000000002.json",
@@ -161,7 +155,7 @@ fn an_unwritable_directory_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("plain-file");
     fs::write(&file, "x").expect("write");
-    let store = SnapshotStore::new(file.join("sub"), 2, SnapshotFormat::Json);
+    let store = SnapshotStore::new(file.join("sub"), 2, Encoding::Json);
     let err = store.write(&model_file(1, 1)).expect_err("not a directory");
     assert!(err.to_string().contains("plain-file"), "{err}");
 }

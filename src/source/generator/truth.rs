@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::config::GeneratorConfig;
+use super::GeneratorConfig;
 use gmm_model::{Covariances, GaussianMixture};
 
 use super::GeneratorError;

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{DurablePositions, COMMITTED_TIMEOUT, FLUSH_TIMEOUT};
 use crate::source::chunk::{Chunk, SourceMsg};
+use crate::telemetry::metrics;
 use gmm_io::KafkaOffsets;
 
 /// The chunk being assembled, shared with the rebalance callback (which runs on
@@ -72,12 +73,7 @@ impl ClientContext for SourceContext {
             for (partition, p) in &t.partitions {
                 // -1 marks partitions this consumer does not fetch (or not yet).
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    metrics::gauge!(
-                        crate::http::metrics::CONSUMER_LAG,
-                        "topic" => topic.clone(),
-                        "partition" => partition.to_string()
-                    )
-                    .set(p.consumer_lag as f64);
+                    metrics::record_consumer_lag(topic, *partition, p.consumer_lag);
                 }
             }
         }

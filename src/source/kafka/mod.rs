@@ -31,11 +31,10 @@ pub use commit::KafkaCommitter;
 pub use context::SourceContext;
 use context::{locked, Link};
 
+use crate::kafka::{check_topics, TopicsError};
 use crate::source::chunk::{Chunk, Origin, RecordMark, Rejected, SourceMsg};
-use gmm_io::{DecodeConfig, DecodeConfigError, Decoder, KafkaOffsets, Reject, RejectReason};
+use gmm_io::{DecodeConfig, DecodeConfigError, KafkaOffsets, RecordDecoder, Reject, RejectReason};
 
-/// Points per chunk sent into the pipeline.
-const CHUNK_POINTS: usize = 1024;
 const POLL: Duration = Duration::from_millis(100);
 /// How long a full pipeline may hold the consumer before its partitions are
 /// paused. Pausing at once costs throughput (librdkafka drops what it prefetched
@@ -45,7 +44,6 @@ const POLL: Duration = Duration::from_millis(100);
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// How long a revocation waits for the pipeline to absorb, snapshot and commit.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
-const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often a failed commit is retried while no snapshot supersedes it.
 const COMMIT_RETRY: Duration = Duration::from_secs(1);
 /// How long an assignment waits for the group's committed offsets.
@@ -53,21 +51,32 @@ const COMMITTED_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Error)]
 pub enum KafkaSourceError {
-    #[error("cannot create the Kafka consumer: {0}")]
-    Create(KafkaError),
-    #[error("cannot reach the Kafka brokers {brokers}: {error}")]
-    Unreachable { brokers: String, error: KafkaError },
-    #[error("these Kafka topics do not exist: {}; create them first (gmm-stream never relies on auto-creation)", .0.join(", "))]
-    MissingTopics(Vec<String>),
-    #[error("cannot subscribe to {topics:?}: {error}")]
+    #[error("cannot create the Kafka consumer")]
+    Create(#[source] KafkaError),
+    #[error(transparent)]
+    Topics(#[from] TopicsError),
+    #[error("cannot subscribe to {topics:?}")]
     Subscribe {
         topics: Vec<String>,
+        #[source]
         error: KafkaError,
     },
     #[error("the Kafka consumer failed: {0}")]
     Fatal(String),
-    #[error("{0}")]
+    #[error("the Kafka source must run inside the daemon's async runtime")]
+    NoRuntime(#[source] tokio::runtime::TryCurrentError),
+    #[error(transparent)]
     Decode(#[from] DecodeConfigError),
+}
+
+impl KafkaSourceError {
+    /// The settings are at fault (exit status 2), not the system.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Topics(TopicsError::Missing(_)) | Self::Decode(_)
+        )
+    }
 }
 
 /// Source positions contained in a durable snapshot: where a partition that is
@@ -77,7 +86,7 @@ pub type DurablePositions = Arc<Mutex<KafkaOffsets>>;
 pub struct KafkaSource {
     pub consumer: Arc<BaseConsumer<SourceContext>>,
     pub durable: DurablePositions,
-    decoder: Decoder,
+    decoder: RecordDecoder,
     topics: Vec<String>,
     /// One shared name per topic, so messages do not allocate one each.
     names: HashMap<String, Arc<str>>,
@@ -117,22 +126,13 @@ impl KafkaSource {
         decode: DecodeConfig,
         brokers_down: Arc<AtomicBool>,
     ) -> Result<Self, KafkaSourceError> {
-        let decoder = Decoder::new(decode)?;
+        let decoder = RecordDecoder::new(decode)?;
         let durable = Arc::new(Mutex::new(resume));
         let context = SourceContext::new(durable.clone(), brokers_down);
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
             .map_err(KafkaSourceError::Create)?;
-        let metadata = consumer
-            .fetch_metadata(None, METADATA_TIMEOUT)
-            .map_err(|error| KafkaSourceError::Unreachable {
-                brokers: brokers.to_string(),
-                error,
-            })?;
-        let missing = crate::kafka::missing_topics(&metadata, required);
-        if !missing.is_empty() {
-            return Err(KafkaSourceError::MissingTopics(missing));
-        }
+        check_topics(consumer.client(), brokers, required)?;
         Ok(Self {
             consumer: Arc::new(consumer),
             durable,
@@ -161,8 +161,7 @@ impl KafkaSource {
         }));
         // The daemon runs this on its runtime's blocking pool; the handle lets a
         // full pipeline be waited for with a timeout.
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|e| KafkaSourceError::Fatal(format!("no async runtime: {e}")))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(KafkaSourceError::NoRuntime)?;
         let result = self.poll_until(&tx, &cancel, &runtime);
         // Past this point a revocation (when the consumer closes) has no pipeline
         // to flush into.
@@ -237,29 +236,29 @@ impl KafkaSource {
             return false;
         };
         let chunk = &mut link.pending;
-        let mut rejects = Vec::new();
-        match payload {
-            Some(bytes) if !bytes.is_empty() => {
-                self.decoder.decode(bytes, &mut chunk.values, &mut rejects);
-            }
-            _ => rejects.push(Reject::new(RejectReason::Parse, "empty message")),
-        }
-        let dim = self.decoder.dim().unwrap_or(1);
-        for reject in rejects {
+        let payload = payload.unwrap_or_default();
+        let record = if payload.is_empty() {
+            Err(Reject::new(RejectReason::Parse, "empty message"))
+        } else {
+            Ok(payload)
+        };
+        self.decoder.decode(record, &mut chunk.values);
+        for reject in self.decoder.take_rejects() {
             chunk.rejects.push(Rejected {
                 location: format!("{topic}[{partition}]@{offset}"),
                 reject,
                 start: None,
                 line: None,
-                payload: payload.unwrap_or_default().to_vec(),
+                payload: payload.to_vec(),
                 origin: origin.clone(),
             });
         }
+        let dim = self.decoder.decoder().dim().unwrap_or(1);
         chunk.marks.push(RecordMark {
             points_end: chunk.values.len() / dim,
             origin,
         });
-        chunk.values.len() >= CHUNK_POINTS * dim || chunk.marks.len() >= CHUNK_POINTS
+        chunk.is_full(dim)
     }
 
     /// Sends the pending chunk, waiting while the pipeline is full. False when the

@@ -13,13 +13,16 @@
 //! continues exactly where it stopped.
 //!
 //! [`fresh`] starts a model from buffered points (warm-up, rebuild after a change);
-//! [`reseed`] revives withered components.
+//! [`reseed`] revives withered components; [`stream`] pairs the estimator with the
+//! anomaly threshold of the points it absorbs.
 
 mod fresh;
 pub mod group;
 mod reseed;
+mod stream;
 mod variational;
 
+pub use stream::{Absorbed, StreamEstimator};
 pub use variational::{Inference, OnlineVariational, StructureChanges, VariationalState};
 
 use nalgebra::{DMatrix, DVector};
@@ -88,6 +91,17 @@ impl OnlineSettings {
             warmup_trim: 0.0,
             inference: Inference::Em,
             variational: OnlineVariational::default(),
+        }
+    }
+
+    /// The `warmup_trim` that goes with anomaly trimming: the warm-up also leaves
+    /// out its least likely points, at least 1 % or the anomaly quantile when that
+    /// is larger; nothing without trimming.
+    pub fn warmup_trim_for(trim_anomalies: bool, anomaly_quantile: f64) -> f64 {
+        if trim_anomalies {
+            anomaly_quantile.max(0.01)
+        } else {
+            0.0
         }
     }
 

@@ -123,6 +123,49 @@ impl Posterior {
         })
     }
 
+    /// A posterior from its parts (one saved as scikit-learn's attributes):
+    /// `mixture` is the plug-in mixture of `weights_`, `means_`, `covariances_`;
+    /// for tied covariances `degrees_of_freedom` is the shared ν repeated K times.
+    pub fn from_parts(
+        weight_concentration: WeightConcentration,
+        mean_precision: DVector<f64>,
+        degrees_of_freedom: DVector<f64>,
+        mixture: GaussianMixture,
+    ) -> Result<Self> {
+        let k = mixture.n_components();
+        let concentration_len = match &weight_concentration {
+            WeightConcentration::Process { a, b } => (a.len() == b.len()).then_some(a.len()),
+            WeightConcentration::Distribution(alpha) => Some(alpha.len()),
+        };
+        if concentration_len != Some(k)
+            || mean_precision.len() != k
+            || degrees_of_freedom.len() != k
+        {
+            return Err(ModelError::InvalidShape(format!(
+                "the posterior's weight concentration, mean precisions and degrees of \
+                 freedom must have one value per component ({k})"
+            )));
+        }
+        let positive = |v: &DVector<f64>| v.iter().all(|&x| x.is_finite() && x > 0.0);
+        let concentration_ok = match &weight_concentration {
+            WeightConcentration::Process { a, b } => positive(a) && positive(b),
+            WeightConcentration::Distribution(alpha) => positive(alpha),
+        };
+        if !(concentration_ok && positive(&mean_precision) && positive(&degrees_of_freedom)) {
+            return Err(ModelError::NonFinite {
+                what: "the posterior (its concentrations, precisions and degrees of freedom \
+                       must be finite and positive)"
+                    .into(),
+            });
+        }
+        Ok(Self {
+            weight_concentration,
+            mean_precision,
+            degrees_of_freedom,
+            mixture,
+        })
+    }
+
     /// The plug-in mixture of scikit-learn's `weights_`, `means_`, `covariances_`.
     pub fn mixture(&self) -> &GaussianMixture {
         &self.mixture

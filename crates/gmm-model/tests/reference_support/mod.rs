@@ -24,10 +24,11 @@ use gmm_model::{CovarianceType, Covariances};
 use nalgebra::{DMatrix, DVector};
 use serde_json::Value;
 
-/// The JSON files of `tests/reference/<dir>`, sorted.
+/// The JSON files of `tests/reference/<dir>` (at the workspace root, beside the
+/// scripts that make them), sorted.
 pub fn case_files(dir: &str) -> Vec<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/reference")
+        .join("../../tests/reference")
         .join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
         .unwrap_or_else(|e| panic!("{path:?}: {e} (see tests/reference/README.md)"))

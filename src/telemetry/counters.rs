@@ -1,12 +1,10 @@
-//! Counters every stage updates and the periodic one-line status that reads them
-//! (the HTTP metrics read them too). Plain atomics: stages never wait on each other
-//! to count.
+//! The counters every stage updates and everything that reports on the run reads:
+//! the metrics table ([`super::metrics`]), the status lines ([`super::status`]),
+//! readiness. Plain atomics: stages never wait on each other to count.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use tokio_util::sync::CancellationToken;
+use std::time::Duration;
 
 use gmm_io::RejectReason;
 
@@ -87,6 +85,13 @@ impl Counters {
         (!v.is_nan()).then_some(v)
     }
 
+    /// One EM update took `took`: kept as the latest, and counted in the latency
+    /// histogram.
+    pub fn em_step(&self, took: Duration) {
+        self.last_step_us.store(took.as_micros() as u64, Relaxed);
+        super::metrics::record_em_step(took);
+    }
+
     pub fn is_ready(&self) -> bool {
         self.model_ready.load(Relaxed) == 1
             && self.source_ready.load(Relaxed) == 1
@@ -99,38 +104,4 @@ fn reason_index(reason: RejectReason) -> usize {
         .iter()
         .position(|r| *r == reason)
         .unwrap_or_default()
-}
-
-/// Logs one status line every `every` until cancelled.
-pub async fn report(
-    counters: std::sync::Arc<Counters>,
-    every: Duration,
-    cancel: CancellationToken,
-) {
-    if every.is_zero() {
-        return;
-    }
-    let mut last = (Instant::now(), counters.points_absorbed.load(Relaxed));
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let now = Instant::now();
-        let seen = counters.points_absorbed.load(Relaxed);
-        let rate = (seen - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-9);
-        last = (now, seen);
-        tracing::info!(
-            points_per_second = format_args!("{rate:.0}"),
-            points_seen = seen,
-            model_version = counters.model_version.load(Relaxed),
-            components = counters.effective_components.load(Relaxed),
-            mean_log_likelihood = format_args!("{:.4}", counters.recent_mean_ll()),
-            rejects = counters.rejects_total(),
-            anomalies = counters.anomalies.load(Relaxed),
-            "status"
-        );
-    }
 }

@@ -1,4 +1,9 @@
-//! Reads a whole finite input into memory, for the offline commands (`fit`, `score`).
+//! The one path from records to points, which every reader of input takes: the
+//! daemon's file and Kafka sources, `fit`, `score` and `plot`. A
+//! [`RecordDecoder`] turns one framed record (or the framing's refusal of it) into
+//! points and rejects; what to do with the rejects is the caller's: the daemon
+//! sends them to its dead letters, the offline commands stop at the first or
+//! count them ([`PointReader`], [`read_all`]).
 
 use std::io::{self, BufRead};
 use std::num::NonZeroUsize;
@@ -7,6 +12,57 @@ use thiserror::Error;
 
 use crate::decode::{DecodeConfig, DecodeConfigError, Decoder, Reject};
 use crate::records::{Location, RecordReader};
+
+/// Decodes records into points; see the module documentation.
+pub struct RecordDecoder {
+    decoder: Decoder,
+    rejects: Vec<Reject>,
+}
+
+impl RecordDecoder {
+    pub fn new(config: DecodeConfig) -> Result<Self, DecodeConfigError> {
+        Ok(Self {
+            decoder: Decoder::new(config)?,
+            rejects: Vec::new(),
+        })
+    }
+
+    /// Decodes one record into `out` (row-major) and returns the number of points
+    /// it added. `payload` is the record's bytes, or why the framing could not
+    /// produce them (a line over the size limit, a truncated binary record), which
+    /// is the record's one reject. The record's rejects are then in
+    /// [`RecordDecoder::rejects`], until the next record.
+    pub fn decode(&mut self, payload: Result<&[u8], Reject>, out: &mut Vec<f64>) -> usize {
+        self.rejects.clear();
+        match payload {
+            Ok(bytes) => self.decoder.decode(bytes, out, &mut self.rejects),
+            Err(reject) => {
+                self.rejects.push(reject);
+                0
+            }
+        }
+    }
+
+    /// The rejects of the last record decoded, in order.
+    pub fn rejects(&self) -> &[Reject] {
+        &self.rejects
+    }
+
+    /// Takes the rejects of the last record decoded.
+    pub fn take_rejects(&mut self) -> std::vec::Drain<'_, Reject> {
+        self.rejects.drain(..)
+    }
+
+    /// The decoder, e.g. for its dimension or its framing.
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// The decoder, e.g. to show it a csv header before resuming a file.
+    pub fn decoder_mut(&mut self) -> &mut Decoder {
+        &mut self.decoder
+    }
+}
 
 /// Every point of an input, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,16 +85,18 @@ impl Dataset {
     }
 }
 
-/// Why an input could not be read; each message is one sentence naming the input.
+/// Why an input could not be read; each message names the input.
 #[derive(Debug, Error)]
 pub enum ReadError {
     #[error(transparent)]
     Config(#[from] DecodeConfigError),
 
-    // The I/O error is in the message, not chained as a source, so that the
-    // sentence is printed whole exactly once.
-    #[error("{name}: cannot read the input: {error}")]
-    Io { name: String, error: io::Error },
+    #[error("{name}: cannot read the input")]
+    Io {
+        name: String,
+        #[source]
+        error: io::Error,
+    },
 
     #[error("{name}: {location}{}: {}", point_in_record(reject), reject.detail)]
     Invalid {
@@ -74,54 +132,115 @@ fn no_points(skipped: usize) -> String {
     }
 }
 
-/// Reads and decodes all of `reader`. Without `skip_invalid` the first invalid point
-/// is an error naming `source_name`, the line (or binary record) and the reason; with
-/// it, invalid points are counted in [`Dataset::skipped`]. An input without any
+/// Reads the points of a finite input, incrementally (so that `score` can stream):
+/// without `skip_invalid` the first invalid point is an error naming the input, the
+/// line (or binary record) and the reason; with it, invalid points are counted
+/// ([`PointReader::skipped`]) and logged at debug level. An input without any
 /// valid point is an error.
+pub struct PointReader<R: BufRead> {
+    records: RecordReader<R>,
+    decoder: RecordDecoder,
+    name: String,
+    skip_invalid: bool,
+    skipped: usize,
+    points: usize,
+}
+
+impl<R: BufRead> PointReader<R> {
+    /// Reads `reader`, named `name` in messages, through `decoder`. Binary records
+    /// hold one point each, so that record numbers are point numbers.
+    pub fn new(
+        reader: R,
+        decoder: RecordDecoder,
+        skip_invalid: bool,
+        name: impl Into<String>,
+    ) -> Self {
+        let framing = decoder.decoder().framing(NonZeroUsize::MIN);
+        Self {
+            records: RecordReader::new(reader, framing),
+            decoder,
+            name: name.into(),
+            skip_invalid,
+            skipped: 0,
+            points: 0,
+        }
+    }
+
+    /// Appends points (row-major) to `out` until it holds `max_points` more or the
+    /// input ends. Returns the number appended; 0 means the input is exhausted.
+    pub fn fill(&mut self, out: &mut Vec<f64>, max_points: usize) -> Result<usize, ReadError> {
+        let mut added = 0;
+        while added < max_points {
+            let record = self.records.next_record().map_err(|error| ReadError::Io {
+                name: self.name.clone(),
+                error,
+            })?;
+            let Some(record) = record else { break };
+            added += self.decoder.decode(record.payload, out);
+            let mut rejects = self.decoder.take_rejects();
+            if !self.skip_invalid {
+                if let Some(reject) = rejects.next() {
+                    return Err(ReadError::Invalid {
+                        name: self.name.clone(),
+                        location: record.location,
+                        reject,
+                    });
+                }
+            }
+            for reject in rejects {
+                self.skipped += 1;
+                tracing::debug!(input = %self.name, location = %record.location, "skipped: {}", reject.detail);
+            }
+        }
+        self.points += added;
+        if added == 0 && self.points == 0 {
+            return Err(ReadError::Empty {
+                name: self.name.clone(),
+                skipped: self.skipped,
+            });
+        }
+        Ok(added)
+    }
+
+    /// Every remaining point, row-major.
+    pub fn read_to_end(&mut self) -> Result<Vec<f64>, ReadError> {
+        let mut out = Vec::new();
+        self.fill(&mut out, usize::MAX)?;
+        Ok(out)
+    }
+
+    /// The dimension of the points (known once one was read).
+    pub fn dim(&self) -> Option<usize> {
+        self.decoder.decoder().dim()
+    }
+
+    /// Invalid points skipped so far.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Reads and decodes all of `reader`, with the rules of [`PointReader`].
 pub fn read_all<R: BufRead>(
     reader: R,
     config: DecodeConfig,
     skip_invalid: bool,
     source_name: &str,
 ) -> Result<Dataset, ReadError> {
-    let mut decoder = Decoder::new(config)?;
-    let mut records = RecordReader::new(reader, decoder.framing(NonZeroUsize::MIN));
-    let (mut values, mut rejects, mut skipped) = (Vec::new(), Vec::new(), 0);
-    loop {
-        let record = records.next_record().map_err(|error| ReadError::Io {
-            name: source_name.to_owned(),
-            error,
-        })?;
-        let Some(record) = record else { break };
-        match record.payload {
-            Ok(bytes) => {
-                decoder.decode(bytes, &mut values, &mut rejects);
-            }
-            Err(reject) => rejects.push(reject),
-        }
-        if !skip_invalid {
-            if let Some(reject) = rejects.drain(..).next() {
-                return Err(ReadError::Invalid {
-                    name: source_name.to_owned(),
-                    location: record.location,
-                    reject,
-                });
-            }
-        }
-        skipped += rejects.len();
-        rejects.clear();
-    }
-    match decoder.dim() {
-        Some(dim) if !values.is_empty() => Ok(Dataset {
-            values,
-            dim,
-            skipped,
-        }),
-        _ => Err(ReadError::Empty {
-            name: source_name.to_owned(),
-            skipped,
-        }),
-    }
+    let decoder = RecordDecoder::new(config)?;
+    let mut points = PointReader::new(reader, decoder, skip_invalid, source_name);
+    let values = points.read_to_end()?;
+    // A reader that returned points knows their dimension.
+    let dim = points.dim().unwrap_or(1);
+    Ok(Dataset {
+        values,
+        dim,
+        skipped: points.skipped(),
+    })
 }
 
 #[cfg(test)]
@@ -253,10 +372,9 @@ mod tests {
             "-",
         )
         .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "-: cannot read the input: device unplugged"
-        );
+        assert_eq!(err.to_string(), "-: cannot read the input");
+        let cause = std::error::Error::source(&err).map(|e| e.to_string());
+        assert_eq!(cause.as_deref(), Some("device unplugged"));
         assert!(!err.is_bad_input());
     }
 }

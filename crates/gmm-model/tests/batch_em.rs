@@ -176,3 +176,34 @@ fn n_init_keeps_the_run_with_the_best_final_lower_bound() {
         assert_eq!(report.n_iter, runs[best].len(), "{cov_type}");
     }
 }
+
+/// `resume` (scikit-learn's warm start) measures its first change from the earlier
+/// fit's lower bound: a converged fit resumed stops after one iteration, which is
+/// one EM step from the fitted model; from minus infinity it cannot stop there.
+#[test]
+fn resume_measures_the_first_change_from_the_earlier_lower_bound() {
+    let truth = separated_truth(CovarianceType::Diag);
+    let flat = draw(&truth, 900, 3);
+    let x = points_from_rows(&flat, 3).unwrap();
+    let settings = EmSettings {
+        covariance_type: CovarianceType::Diag,
+        ..EmSettings::new(3)
+    };
+    let first = fit(x, &settings, &mut |_| {}).unwrap();
+    assert!(first.converged);
+    let again = gmm_model::resume(
+        first.model.clone(),
+        first.lower_bound,
+        x,
+        &settings,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(again.converged);
+    assert_eq!(again.n_iter, 1);
+    let (stepped, ll) = gmm_model::em_step(&first.model, x, settings.reg_covar, None).unwrap();
+    assert_eq!(again.model, stepped);
+    assert_eq!(again.lower_bound, ll);
+    let cold = gmm_model::resume(first.model, f64::NEG_INFINITY, x, &settings, &mut |_| {});
+    assert!(cold.unwrap().n_iter >= 2);
+}
