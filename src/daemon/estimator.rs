@@ -254,6 +254,7 @@ impl EstimatorStage {
             .blocking_send(Output::Snapshot {
                 file: Box::new(file),
                 ack,
+                publish: true,
             })
             .map_err(|_| DaemonError::OutputGone)
     }

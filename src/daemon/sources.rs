@@ -16,6 +16,7 @@ use crate::plan::{Input, KafkaClient, SourcePlan};
 use crate::source::chunk::{Chunk, Origin, RecordMark, SourceMsg, CHUNK_POINTS};
 use crate::source::file::{FileSource, SourceError};
 use crate::source::generator::{Generator, GeneratorConfig};
+use crate::state_topic::Assignment;
 use crate::source::kafka::{consumer_config, KafkaCommitter, KafkaSource};
 use crate::telemetry::Counters;
 use gmm_io::DecodeConfig;
@@ -39,6 +40,7 @@ pub async fn start(
     tx: mpsc::Sender<SourceMsg>,
     cancel: CancellationToken,
     counters: &Arc<Counters>,
+    group: Option<Arc<Assignment>>,
 ) -> Result<StartedSource, DaemonError> {
     let decode = decode_config(plan, restored);
     let started = match &plan.input {
@@ -66,6 +68,7 @@ pub async fn start(
                 required: required.to_vec(),
                 decode,
                 brokers_down: counters.source_down.clone(),
+                group,
             };
             start_kafka(kafka, restored, tx, cancel).await?
         }
@@ -237,6 +240,7 @@ struct KafkaInput {
     required: Vec<String>,
     decode: DecodeConfig,
     brokers_down: Arc<AtomicBool>,
+    group: Option<Arc<Assignment>>,
 }
 
 async fn start_kafka(
@@ -266,6 +270,7 @@ async fn start_kafka(
             required,
             decode,
             brokers_down,
+            group,
         } = kafka;
         let consumer = consumer_config(&client.brokers, &group_id, &client.properties);
         KafkaSource::connect(
@@ -276,6 +281,7 @@ async fn start_kafka(
             start,
             decode,
             brokers_down,
+            group,
         )
     })
     .await

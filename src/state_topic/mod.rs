@@ -7,10 +7,12 @@
 //! [publisher](StatePublisher) whose deliveries are tracked. Every record of the group
 //! goes to partition 0: one log orders them all.
 
+mod assignment;
 mod index;
 mod publish;
 mod reader;
 
+pub use assignment::{Assigned, Assignment};
 pub use index::{IndexData, Indexed, StateIndex};
 pub use publish::{Settled, StatePublisher};
 pub use reader::StateEvent;

@@ -125,10 +125,11 @@ impl KafkaSource {
         resume: KafkaOffsets,
         decode: DecodeConfig,
         brokers_down: Arc<AtomicBool>,
+        group: Option<Arc<crate::state_topic::Assignment>>,
     ) -> Result<Self, KafkaSourceError> {
         let decoder = RecordDecoder::new(decode)?;
         let durable = Arc::new(Mutex::new(resume));
-        let context = SourceContext::new(durable.clone(), brokers_down);
+        let context = SourceContext::new(durable.clone(), brokers_down, group);
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
             .map_err(KafkaSourceError::Create)?;
