@@ -14,26 +14,6 @@ use gmm_model::group::{PartitionKey, PartitionState};
 use gmm_model::{OnlineSettings, SufficientStats};
 use gmm_stream::state_topic::{Settled, StateEvent, StateTopic, StateTopicError};
 use kafka_common::*;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-
-/// A compacted topic of one partition, as the README tells users to create it.
-fn create_state_topic(brokers: &str, name: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
-    let results = futures::executor::block_on(admin.create_topics(
-        &[topic],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ))
-    .expect("create the state topic");
-    for r in results {
-        r.unwrap_or_else(|(topic, e)| panic!("cannot create topic {topic}: {e}"));
-    }
-}
 
 fn settings() -> OnlineSettings {
     OnlineSettings::new(4)

@@ -228,6 +228,9 @@ impl GroupStage {
     fn event(&mut self, event: StateEvent, starting: bool) -> Result<(), DaemonError> {
         let (key, incoming) = match event {
             StateEvent::Record { key, record } => {
+                if matches!(record.value, StateValue::Fence { .. }) {
+                    return Ok(());
+                }
                 if let Some(why) = record.meta.shape.mismatch(&self.shape()) {
                     let e = self.foreign(&key, why);
                     if starting {

@@ -1,0 +1,204 @@
+//! One model across a consumer group through a state topic (`kafka.state_topic`),
+//! against the real broker (tansu) with an independent producer (confluent-kafka):
+//! six partitions each carrying one cluster of a six-cluster mixture, three members.
+//!
+//! - Every member's model scores held-out points of all six clusters within a small
+//!   gap of one daemon that read everything (the lone daemon, a group of its own),
+//!   and the members agree with each other.
+//! - A member killed with SIGKILL partway and restarted: every member's
+//!   `points_seen` equals the number of points produced (none lost or counted twice).
+//! - A member that joins once the stream is quiet adopts the group's model: all
+//!   members' models are then the same.
+//!
+//! tansu's group coordinator sometimes completes a rebalance without every member
+//! (tests/kafka_e2e.rs); points_seen is exact all the same, since statistics and
+//! offsets travel in one record, so the test does not retry.
+
+#[path = "common/kafka.rs"]
+mod kafka_common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gmm_io::ModelFile;
+use gmm_model::{Covariances, GaussianMixture};
+use kafka_common::*;
+use nalgebra::{DMatrix, DVector};
+
+const CLUSTERS: usize = 6;
+const POINTS_PER_MESSAGE: usize = 10;
+const MESSAGES_PER_PARTITION: usize = 500;
+
+/// Six 2-d clusters on a circle, each with its own shape.
+fn six_clusters() -> GaussianMixture {
+    let mut means = DMatrix::zeros(2, CLUSTERS);
+    let mut covs = Vec::new();
+    for k in 0..CLUSTERS {
+        let a = k as f64 * std::f64::consts::TAU / CLUSTERS as f64;
+        means[(0, k)] = 12.0 * a.cos();
+        means[(1, k)] = 12.0 * a.sin();
+        let (s, c) = (0.6 + 0.15 * k as f64, 0.25 * ((k % 3) as f64 - 1.0));
+        covs.push(DMatrix::from_row_slice(2, 2, &[s, c, c, 0.8]));
+    }
+    GaussianMixture::new(
+        DVector::from_element(CLUSTERS, 1.0 / CLUSTERS as f64),
+        means,
+        Covariances::Full(covs),
+    )
+    .expect("a valid mixture")
+}
+
+/// Points of cluster `k` only.
+fn cluster(k: usize, n: usize, seed: u64) -> Vec<f64> {
+    let m = six_clusters();
+    let one = GaussianMixture::new(
+        DVector::from_element(1, 1.0),
+        m.means().columns(k, 1).into_owned(),
+        Covariances::Full(vec![match m.covariances() {
+            Covariances::Full(c) => c[k].clone(),
+            _ => unreachable!("full covariances"),
+        }]),
+    )
+    .expect("one cluster");
+    sample(&one, n, seed)
+}
+
+/// Partition p carries cluster p; messages interleave the partitions so that every
+/// member's warm-up sample grows at once.
+fn messages() -> (Vec<Outgoing>, usize) {
+    let per = POINTS_PER_MESSAGE * MESSAGES_PER_PARTITION;
+    let data: Vec<Vec<f64>> = (0..CLUSTERS).map(|k| cluster(k, per, 100 + k as u64)).collect();
+    let mut out = Vec::new();
+    for i in 0..MESSAGES_PER_PARTITION {
+        for (p, points) in data.iter().enumerate() {
+            let block = &points[2 * POINTS_PER_MESSAGE * i..2 * POINTS_PER_MESSAGE * (i + 1)];
+            out.push(Outgoing {
+                partition: p as i32,
+                value: Some(f64le(block)),
+            });
+        }
+    }
+    (out, per * CLUSTERS)
+}
+
+fn settings(b: &str, topic: &str, group: &str, dir: &Path) -> DaemonSettings {
+    let mut s = DaemonSettings::new(b, topic, group, dir);
+    s.dim = 2;
+    s.components = CLUSTERS;
+    s.batch_size = 200;
+    s.properties = vec![
+        ("session.timeout.ms".into(), "10000".into()),
+        ("heartbeat.interval.ms".into(), "1000".into()),
+    ];
+    s
+}
+
+/// Starts a daemon on `s`, a member of the group sharing `state` when given; the
+/// same warm-up and half-life for all.
+fn start(s: &DaemonSettings, state: Option<&str>, log: &str) -> Daemon {
+    let group_keys = state
+        .map(|t| format!("state_topic = \"{t}\"\nstate_wait_ms = 5000\n"))
+        .unwrap_or_default();
+    let toml = s
+        .toml()
+        .replace("[kafka.properties]", &format!("{group_keys}\n[kafka.properties]"))
+        .replace(
+            "[estimator]\n",
+            "[estimator]\nwarmup_points = 3000\nhalf_life = 100000\nseed = 7\n",
+        );
+    std::fs::write(s.dir.with_extension("toml"), toml).expect("write the config");
+    Daemon::start_with_config(s, log)
+}
+
+fn held_out() -> Vec<f64> {
+    (0..CLUSTERS).flat_map(|k| cluster(k, 1000, 900 + k as u64)).collect()
+}
+
+fn wait_all(dirs: &[&Path], daemons: &mut [Daemon], total: u64, timeout: Duration) -> Vec<ModelFile> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let snaps: Vec<Option<ModelFile>> = dirs.iter().map(|d| newest_snapshot(d)).collect();
+        if snaps.iter().all(|s| s.as_ref().is_some_and(|m| m.points_seen == total)) {
+            return snaps.into_iter().flatten().collect();
+        }
+        for d in daemons.iter_mut() {
+            d.assert_running();
+        }
+        if Instant::now() > deadline {
+            let seen: Vec<Option<u64>> = snaps.iter().map(|s| s.as_ref().map(|m| m.points_seen)).collect();
+            let logs: Vec<String> = daemons.iter().map(Daemon::log_text).collect();
+            panic!("points_seen {seen:?}, expected {total} everywhere; logs:\n{}", logs.join("\n-----\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_members_share_one_model_through_a_kill_and_a_late_joiner() {
+    let b = brokers();
+    let topic = unique("group-points");
+    let state = unique("group-state");
+    let group = unique("group");
+    create_topics(b, &[(&topic, CLUSTERS as i32)]);
+    create_state_topic(b, &state);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = |name: &str| tmp.path().join(name);
+    let lone = settings(b, &topic, &unique("lone"), &dir("lone"));
+    let members: Vec<DaemonSettings> = (0..4)
+        .map(|i| settings(b, &topic, &group, &dir(&format!("member{i}"))))
+        .collect();
+    let mut lone_daemon = start(&lone, None, "lone.log");
+    let mut running: Vec<Daemon> = (0..3)
+        .map(|i| start(&members[i], Some(&state), &format!("member{i}.log")))
+        .collect();
+    // Let the three join the group before the points come.
+    std::thread::sleep(Duration::from_secs(4));
+    let (outgoing, total) = messages();
+    let producer = spawn_python_producer(b, &topic, &outgoing, 600.0);
+    // About a third of the stream in: kill member 1 and start it again.
+    std::thread::sleep(Duration::from_secs(2));
+    running.remove(1).kill_9();
+    std::thread::sleep(Duration::from_secs(1));
+    running.insert(1, start(&members[1], Some(&state), "member1-restarted.log"));
+    let produced = finish_python_producer(producer);
+    assert_eq!(produced.len(), outgoing.len());
+    let total = total as u64;
+    let dirs: Vec<&Path> = members[..3].iter().map(|m| m.dir.as_path()).collect();
+    let models = wait_all(&dirs, &mut running, total, Duration::from_secs(90));
+    let lone_model = wait_all(
+        &[lone.dir.as_path()],
+        std::slice::from_mut(&mut lone_daemon),
+        total,
+        Duration::from_secs(60),
+    )
+    .remove(0);
+
+    let x = held_out();
+    let reference = mean_log_likelihood(&lone_model, &x);
+    let truth = six_clusters()
+        .score(gmm_model::points_from_rows(&x, 2).expect("points"))
+        .expect("score");
+    eprintln!("truth {truth}; lone weights {:?} means {}", lone_model.mixture().expect("m").weights(), lone_model.mixture().expect("m").means());
+    eprintln!("member weights {:?}", models[0].mixture().expect("m").weights());
+    eprintln!("lone log:\n{}", lone_daemon.log_text().lines().filter(|l| !l.contains("status")).collect::<Vec<_>>().join("\n"));
+    let scores: Vec<f64> = models.iter().map(|m| mean_log_likelihood(m, &x)).collect();
+    let gaps: Vec<f64> = scores.iter().map(|s| reference - s).collect();
+    eprintln!("held-out mean log-likelihood: lone daemon {reference:.5}, members {scores:?}, gaps {gaps:?}");
+    for (i, gap) in gaps.iter().enumerate() {
+        assert!(gap.abs() < 0.02, "member {i} scores {gap} nats/point from the lone daemon");
+    }
+    let spread = scores.iter().cloned().fold(f64::MIN, f64::max)
+        - scores.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(spread < 0.01, "the members disagree by {spread} nats/point");
+
+    // A fourth member joins the quiet group: it adopts the group's model.
+    running.push(start(&members[3], Some(&state), "member3.log"));
+    let dirs: Vec<&Path> = members.iter().map(|m| m.dir.as_path()).collect();
+    let models = wait_all(&dirs, &mut running, total, Duration::from_secs(60));
+    let late = mean_log_likelihood(&models[3], &x);
+    assert!((late - reference).abs() < 0.02, "the late joiner scores {late}, the lone daemon {reference}");
+    for d in running {
+        assert_eq!(d.terminate(Duration::from_secs(30)), 0);
+    }
+    assert_eq!(lone_daemon.terminate(Duration::from_secs(30)), 0);
+}
