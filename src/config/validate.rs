@@ -19,9 +19,8 @@ impl Config {
     /// The state topic and static membership (docs/scale-out.md).
     fn validate_group(&self) -> Result<(), ConfigError> {
         let k = &self.kafka;
-        let bad_name = |s: &str| {
-            s.trim() != s || s.chars().any(|c| c.is_control() || c.is_whitespace())
-        };
+        let bad_name =
+            |s: &str| s.trim() != s || s.chars().any(|c| c.is_control() || c.is_whitespace());
         if bad_name(&k.group_instance_id) {
             return Err(invalid(
                 "kafka.group_instance_id",

@@ -25,15 +25,25 @@ use crate::telemetry::Counters;
 use gmm_io::state::{sample_key, Shape, StateValue};
 use gmm_io::{EstimatorInfo, GroupInfo, KafkaOffsets, ModelFile, Positions};
 use gmm_model::anomaly::{is_anomaly, AnomalyThreshold};
-use gmm_model::group::{
-    GroupEstimator, Incoming, PartitionKey, Reaction, Run, SampleUpdate,
-};
+use gmm_model::group::{GroupEstimator, Incoming, PartitionKey, Reaction, Run, SampleUpdate};
 use gmm_model::{points_from_rows, Scored};
 
 /// How often the owned partitions' changed states are published.
 pub const STATE_INTERVAL: Duration = Duration::from_millis(200);
 /// How long a snapshot waits for the state records holding its offsets.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// While the group has no model, a member takes in its first `warmup_points` over
+/// this long at the least, so that the others' samples (published every
+/// [`STATE_INTERVAL`]) arrive before it could fit alone: a member reading a backlog
+/// would otherwise fit the initial model on its own partitions only (two clusters of
+/// six, say) and the group would start from that.
+///
+/// Once other members' samples are known, a member also keeps to about its share
+/// (`warmup_points` over the members known), so that the pooled sample holds every
+/// member's partitions in like measure; a member slower than the rest delays the
+/// initial model by [`WARMUP_PATIENCE`] at the most.
+pub const WARMUP_SPREAD: Duration = Duration::from_secs(2);
+pub const WARMUP_PATIENCE: Duration = Duration::from_secs(10);
 /// Records taken in before the model is computed again.
 const EVENTS_PER_REFRESH: usize = 512;
 
@@ -62,6 +72,8 @@ pub struct GroupStage {
     pub output: mpsc::Sender<Output>,
     /// Warm-up points the initial model scored, to send on.
     pub pending_scores: Vec<(u64, Scored)>,
+    /// Other members whose warm-up samples are known.
+    pub warmup_peers: BTreeSet<String>,
 }
 
 /// The stage's bookkeeping besides the estimator.
@@ -102,10 +114,12 @@ impl GroupStage {
         let mut last_publish = Instant::now();
         let mut last_batch = Instant::now();
         let mut batches_open = true;
+        let mut warmup_started: Option<Instant> = None;
         self.publish_model();
         loop {
             // A member warming up with a full buffer waits for the group's model.
-            let take_batches = batches_open && !self.group.warmup_full();
+            let take_batches =
+                batches_open && !self.group.warmup_full() && self.warmup_paced(&mut warmup_started);
             let next = runtime.block_on(async {
                 tokio::select! {
                     biased;
@@ -166,6 +180,26 @@ impl GroupStage {
         Ok(())
     }
 
+    /// Whether the warm-up may take more points now (see [`WARMUP_SPREAD`]).
+    fn warmup_paced(&self, started: &mut Option<Instant>) -> bool {
+        if !self.group.is_warming_up() {
+            return true;
+        }
+        let buffered = self.group.buffered();
+        if buffered == 0 {
+            return true;
+        }
+        let since = started
+            .get_or_insert_with(Instant::now)
+            .elapsed()
+            .as_secs_f64();
+        let w = self.group.settings().warmup_points as f64;
+        let by_time = (since / WARMUP_SPREAD.as_secs_f64()).min(1.0) * w;
+        let members = (self.warmup_peers.len() + 1) as f64;
+        let by_share = w / members + since / WARMUP_PATIENCE.as_secs_f64() * w;
+        (buffered as f64) < by_time.min(by_share)
+    }
+
     /// Follows the rebalance callback: partitions given up publish their final
     /// states, partitions taken on start from the states the callback resumed them at.
     fn reconcile(&mut self, books: &mut Books) -> Result<(), DaemonError> {
@@ -185,7 +219,9 @@ impl GroupStage {
             books.generations.remove(&key);
             if let Some(last) = self.group.revoke(&key) {
                 if last.next_offset >= 0 {
-                    books.released.set(&key.topic, key.partition, last.next_offset);
+                    books
+                        .released
+                        .set(&key.topic, key.partition, last.next_offset);
                 }
                 self.send(StateValue::Partition(last));
             }
@@ -240,6 +276,11 @@ impl GroupStage {
                     return Ok(());
                 }
                 let publisher = record.meta.publisher;
+                if let StateValue::Sample(sample) = &record.value {
+                    if sample.purpose == 0 && publisher != self.group.member() {
+                        self.warmup_peers.insert(publisher.clone());
+                    }
+                }
                 let incoming = match record.value {
                     StateValue::Partition(state) => Incoming::Partition { state, publisher },
                     StateValue::Structure(s) => Incoming::Structure(s),
@@ -249,12 +290,15 @@ impl GroupStage {
                 (key, incoming)
             }
             StateEvent::Deleted { key } => match key.strip_prefix("sample/") {
-                Some(member) => (
-                    key.clone(),
-                    Incoming::SampleDeleted {
-                        member: member.to_string(),
-                    },
-                ),
+                Some(member) => {
+                    self.warmup_peers.remove(member);
+                    (
+                        key.clone(),
+                        Incoming::SampleDeleted {
+                            member: member.to_string(),
+                        },
+                    )
+                }
                 None => return Ok(()),
             },
             StateEvent::Invalid { key, reason } => {
@@ -264,7 +308,16 @@ impl GroupStage {
         };
         match self.group.receive(incoming, now_seconds()) {
             Ok(Reaction::Adopted(a)) => {
-                tracing::info!(epoch = a.epoch, change = ?a.change, proposer = a.proposer, ours = a.ours, "the group's model changed structure");
+                let used = self
+                    .group
+                    .structure()
+                    .and_then(|s| s.used.as_ref())
+                    .map(|u| u.samples.clone());
+                let weights = self
+                    .group
+                    .structure()
+                    .map(|s| s.model.weights().as_slice().to_vec());
+                tracing::info!(epoch = a.epoch, change = ?a.change, proposer = a.proposer, ours = a.ours, ?used, ?weights, "the group's model changed structure");
                 self.pending_scores.extend(a.scored);
             }
             Ok(Reaction::Lost { winner }) => {
@@ -322,11 +375,18 @@ impl GroupStage {
         for s in &spans {
             offsets.insert(s.key.clone(), s.next_offset);
         }
-        let dropped: usize = spans.iter().filter(|s| !s.owned).map(|s| s.end - s.start).sum();
+        let dropped: usize = spans
+            .iter()
+            .filter(|s| !s.owned)
+            .map(|s| s.end - s.start)
+            .sum();
         if dropped > 0 {
             tracing::warn!(points = dropped, "points of partitions this member no longer owns were dropped (their next owners read them again)");
         }
-        let kept: Vec<&Span> = spans.iter().filter(|s| s.owned && s.end > s.start).collect();
+        let kept: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.owned && s.end > s.start)
+            .collect();
         let runs: Vec<Run<'_>> = kept
             .iter()
             .map(|s| Run {
@@ -388,9 +448,7 @@ impl GroupStage {
             .filter(|&&ld| is_anomaly(ld, threshold))
             .count();
         self.anomaly.observe_batch(log_density);
-        self.counters
-            .anomalies
-            .fetch_add(anomalies as u64, Relaxed);
+        self.counters.anomalies.fetch_add(anomalies as u64, Relaxed);
         self.counters.set_threshold(self.anomaly.threshold());
         self.counters
             .set_recent_mean_ll(scored.evaluation.mean_log_likelihood());
@@ -475,7 +533,10 @@ impl GroupStage {
             }
             file.positions = Some(Positions::Kafka(offsets));
         } else {
-            tracing::warn!(?settled, "the state records are not acknowledged yet: this snapshot commits no offsets");
+            tracing::warn!(
+                ?settled,
+                "the state records are not acknowledged yet: this snapshot commits no offsets"
+            );
         }
         let publish = self.publishes_snapshots();
         self.output

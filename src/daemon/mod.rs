@@ -43,9 +43,9 @@ use crate::source::GeneratorError;
 use crate::telemetry::{status, Counters};
 use batcher::Batcher;
 use estimator::{EstimatorStage, SnapshotPolicy};
-use group::GroupStage;
 use gmm_model::anomaly::AnomalyError;
 use gmm_model::{ModelError, StreamEstimator};
+use group::GroupStage;
 use output::OutputStage;
 
 /// Capacities of the channels between stages, in messages.
@@ -229,6 +229,7 @@ pub async fn run_plan(plan: Plan, cancel: CancellationToken) -> Result<(), Daemo
                 live: live_tx,
                 output: out_tx,
                 pending_scores: Vec::new(),
+                warmup_peers: Default::default(),
             };
             let caught_up = m.caught_up;
             tokio::task::spawn_blocking(move || {

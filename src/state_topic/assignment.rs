@@ -64,7 +64,10 @@ impl Assignment {
     /// previous owner's last record: it is waited for (up to the configured wait),
     /// then the newest state known serves (self-consistent, so nothing is counted
     /// twice; the points after it are read again).
-    pub fn assign(&self, partitions: &[(PartitionKey, Option<i64>)]) -> Vec<(PartitionKey, Option<i64>)> {
+    pub fn assign(
+        &self,
+        partitions: &[(PartitionKey, Option<i64>)],
+    ) -> Vec<(PartitionKey, Option<i64>)> {
         let caught_up = |d: &super::IndexData| {
             partitions.iter().all(|(key, committed)| match committed {
                 None => true,

@@ -15,8 +15,8 @@ use super::{DurablePositions, COMMITTED_TIMEOUT, FLUSH_TIMEOUT};
 use crate::source::chunk::{Chunk, SourceMsg};
 use crate::state_topic::Assignment;
 use crate::telemetry::metrics;
-use gmm_model::group::PartitionKey;
 use gmm_io::KafkaOffsets;
+use gmm_model::group::PartitionKey;
 
 /// The chunk being assembled, shared with the rebalance callback (which runs on
 /// the polling thread, inside `poll`).
@@ -271,8 +271,14 @@ fn group_start_offsets(
         .collect();
     for (key, start) in group.assign(&partitions) {
         let Some(offset) = start else { continue };
-        tracing::info!(topic = key.topic, partition = key.partition, offset, "resuming the partition");
-        if let Err(e) = tpl.set_partition_offset(&key.topic, key.partition, Offset::Offset(offset)) {
+        tracing::info!(
+            topic = key.topic,
+            partition = key.partition,
+            offset,
+            "resuming the partition"
+        );
+        if let Err(e) = tpl.set_partition_offset(&key.topic, key.partition, Offset::Offset(offset))
+        {
             tracing::warn!(topic = key.topic, partition = key.partition, offset, error = %e, "cannot set the start offset");
         }
     }
