@@ -261,6 +261,13 @@ async fn start_kafka(
         None => Default::default(),
     };
     let start = resume.clone();
+    crate::source::kafka::lag::watch(
+        &kafka.client.brokers,
+        &kafka.group_id,
+        &kafka.client.properties,
+        &kafka.topics,
+        cancel.clone(),
+    );
     // Creating the consumer and fetching metadata block (up to seconds).
     let source = tokio::task::spawn_blocking(move || {
         let KafkaInput {

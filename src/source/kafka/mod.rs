@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 mod commit;
 mod context;
+pub mod lag;
 
 use commit::retry_failed_commit;
 pub use commit::KafkaCommitter;
