@@ -343,3 +343,81 @@ fn attempt_kill_and_late_joiner() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Runs a daemon on `s` (a group member on `state`) that must stop at start-up with
+/// exit status 2; returns its log.
+fn refused(s: &DaemonSettings, state: &str, log: &str) -> String {
+    let mut d = start(s, Some(state), log);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = d.child.try_wait().expect("wait") {
+            assert_eq!(
+                status.code(),
+                Some(2),
+                "exit status; log:\n{}",
+                d.log_text()
+            );
+            return d.log_text();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_missing_state_topic_or_a_state_topic_of_another_model_is_refused() {
+    let b = brokers();
+    let topic = unique("group-points");
+    let state = unique("group-state");
+    let group = unique("group");
+    create_topics(b, &[(&topic, 2)]);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let s = settings(b, &topic, &group, &tmp.path().join("a"));
+    let log = refused(&s, &state, "missing.log");
+    assert!(
+        log.contains(&state),
+        "the error names the state topic:\n{log}"
+    );
+
+    create_state_topic(b, &state);
+    // A state record of a 6-component model...
+    let mut writer = start(&s, Some(&state), "writer.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !writer.log_text().contains("read the state topic up to now") {
+        writer.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "the member never caught up:\n{}",
+            writer.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let points = cluster(0, 4000, 5);
+    let outgoing: Vec<Outgoing> = points
+        .chunks(2 * POINTS_PER_MESSAGE)
+        .enumerate()
+        .map(|(i, c)| Outgoing {
+            partition: (i % 2) as i32,
+            value: Some(f64le(c)),
+        })
+        .collect();
+    produce_with_python(b, &topic, &outgoing, 0.0);
+    wait_for_snapshot(&s.dir, Duration::from_secs(60), &mut writer, |m| {
+        m.points_seen > 0
+    });
+    assert_eq!(writer.terminate(Duration::from_secs(30)), 0);
+    // ...is refused by a member of 4 components, naming the topic and its partition.
+    let mut other = settings(b, &topic, &group, &tmp.path().join("b"));
+    other.components = 4;
+    let log = refused(&other, &state, "other.log");
+    assert!(
+        log.contains(&format!(
+            "the state topic {state} (partition 0) holds a record"
+        )) && log.contains("components"),
+        "{log}"
+    );
+}
