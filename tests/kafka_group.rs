@@ -98,6 +98,11 @@ fn settings(b: &str, topic: &str, group: &str, dir: &Path) -> DaemonSettings {
 /// Starts a daemon on `s`, a member of the group sharing `state` when given; the
 /// same warm-up and half-life for all.
 fn start(s: &DaemonSettings, state: Option<&str>, log: &str) -> Daemon {
+    start_with(s, state, log, WARMUP)
+}
+
+/// [`start`] with other estimator settings.
+fn start_with(s: &DaemonSettings, state: Option<&str>, log: &str, estimator: &str) -> Daemon {
     // Static membership: a member restarted under its name gets its partitions
     // back without waiting for the session timeout.
     let name = s
@@ -126,6 +131,10 @@ fn start(s: &DaemonSettings, state: Option<&str>, log: &str) -> Daemon {
 /// (Reading them from Kafka, one daemon gets them in the order the broker's
 /// fetches hand out, partition by partition, and its warm-up may miss clusters.)
 fn lone_daemon(points: &[f64], dir: &Path) -> ModelFile {
+    lone_daemon_with(points, dir, WARMUP)
+}
+
+fn lone_daemon_with(points: &[f64], dir: &Path, estimator: &str) -> ModelFile {
     let data = dir.join("all-points.f64");
     std::fs::write(&data, f64le(points)).expect("write the points");
     let config = dir.join("lone.toml");
@@ -133,7 +142,7 @@ fn lone_daemon(points: &[f64], dir: &Path) -> ModelFile {
         &config,
         format!(
             "[source]\nkind = \"file\"\npath = \"{}\"\nformat = \"f64le\"\ndim = 2\n\n\
-             [model]\ncomponents = {CLUSTERS}\n\n[estimator]\nbatch_size = 200\n{WARMUP}\n\
+             [model]\ncomponents = {CLUSTERS}\n\n[estimator]\nbatch_size = 200\n{estimator}\n\
              [snapshot]\ndir = \"{}\"\n\n[http]\nlisten = \"\"\n",
             data.display(),
             dir.join("lone").display()
@@ -420,4 +429,87 @@ fn a_missing_state_topic_or_a_state_topic_of_another_model_is_refused() {
         )) && log.contains("components"),
         "{log}"
     );
+}
+
+/// Points of every cluster moved by `shift`, interleaved over the partitions as
+/// [`messages`] does.
+fn shifted_messages(per_partition: usize, shift: f64, seed: u64) -> Vec<Outgoing> {
+    let per = POINTS_PER_MESSAGE * per_partition;
+    let data: Vec<Vec<f64>> = (0..CLUSTERS)
+        .map(|k| {
+            let mut c = cluster(k, per, seed + k as u64);
+            c.iter_mut().step_by(2).for_each(|x| *x += shift);
+            c
+        })
+        .collect();
+    let mut out = Vec::new();
+    for i in 0..per_partition {
+        for (p, points) in data.iter().enumerate() {
+            let block = &points[2 * POINTS_PER_MESSAGE * i..2 * POINTS_PER_MESSAGE * (i + 1)];
+            out.push(Outgoing {
+                partition: p as i32,
+                value: Some(f64le(block)),
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn an_abrupt_change_of_every_cluster_is_handled_once_for_the_group() {
+    const ESTIMATOR: &str = "warmup_points = 3000\nhalf_life = 4000\nseed = 7\n";
+    let b = brokers();
+    let topic = unique("change-points");
+    let state = unique("change-state");
+    let group = unique("change-group");
+    create_topics(b, &[(&topic, CLUSTERS as i32)]);
+    create_state_topic(b, &state);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let members: Vec<DaemonSettings> = (0..3)
+        .map(|i| settings(b, &topic, &group, &tmp.path().join(format!("member{i}"))))
+        .collect();
+    let mut running: Vec<Daemon> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| start_with(m, Some(&state), &format!("member{i}.log"), ESTIMATOR))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while owned(&running).len() < CLUSTERS {
+        assert!(Instant::now() < deadline, "the members never owned every partition:\n{}", logs(&running));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // 24 000 points, then every cluster moves by 25 (8 group half-lives more).
+    let mut outgoing = shifted_messages(400, 0.0, 300);
+    outgoing.extend(shifted_messages(400, 25.0, 400));
+    let producer = spawn_python_producer(b, &topic, &outgoing, 600.0);
+    finish_python_producer(producer);
+    let total = (outgoing.len() * POINTS_PER_MESSAGE) as u64;
+    let dirs: Vec<&Path> = members.iter().map(|m| m.dir.as_path()).collect();
+    let models = wait_all(&dirs, &mut running, total, Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let points: Vec<f64> = outgoing
+        .iter()
+        .flat_map(|m| m.value.as_deref().unwrap_or_default().chunks(8))
+        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect();
+    let lone = lone_daemon_with(&points, tmp.path(), ESTIMATOR);
+    let x: Vec<f64> = (0..CLUSTERS)
+        .flat_map(|k| {
+            let mut c = cluster(k, 500, 990 + k as u64);
+            c.iter_mut().step_by(2).for_each(|v| *v += 25.0);
+            c
+        })
+        .collect();
+    let reference = mean_log_likelihood(&lone, &x);
+    let scores: Vec<f64> = models.iter().map(|m| mean_log_likelihood(m, &x)).collect();
+    let log = logs(&running);
+    let recoveries = running[0].log_text().matches("change=Recovery ").count();
+    eprintln!("after the change: lone daemon {reference:.4}, members {scores:?}; recoveries adopted by member 0: {recoveries}");
+    for (i, s) in scores.iter().enumerate() {
+        assert!((reference - s).abs() < 0.05, "member {i} scores {s}, the lone daemon {reference}:\n{log}");
+    }
+    assert_eq!(recoveries, 1, "one recovery for the group:\n{log}");
+    for d in running {
+        assert_eq!(d.terminate(Duration::from_secs(30)), 0);
+    }
 }

@@ -30,8 +30,12 @@ use gmm_model::{points_from_rows, Scored};
 
 /// How often the owned partitions' changed states are published.
 pub const STATE_INTERVAL: Duration = Duration::from_millis(200);
-/// How long a snapshot waits for the state records holding its offsets.
+/// How long a snapshot before a revocation or at shutdown waits for the state
+/// records holding its offsets (the partitions' next owners resume from them).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a periodic snapshot waits for them: a state topic out of reach must not
+/// stall the scoring; such a snapshot commits no offsets.
+const SETTLE_PERIODIC: Duration = Duration::from_secs(1);
 /// While the group has no model, a member takes in its first `warmup_points` over
 /// this long at the least, so that the others' samples (published every
 /// [`STATE_INTERVAL`]) arrive before it could fit alone: a member reading a backlog
@@ -154,7 +158,7 @@ impl GroupStage {
                 }
                 Next::Batch(Some(BatchMsg::Positions(_))) => {}
                 Next::Batch(Some(BatchMsg::Flush(ack))) => {
-                    self.snapshot(Some(ack), &mut books)?;
+                    self.snapshot(Some(ack), SETTLE_TIMEOUT, &mut books)?;
                     last_snapshot = (self.group.points_seen(), Instant::now());
                 }
                 Next::Batch(Some(BatchMsg::End { .. })) => batches_open = false,
@@ -168,14 +172,14 @@ impl GroupStage {
                 last_publish = Instant::now();
             }
             if self.snapshot_due(last_snapshot) {
-                self.snapshot(None, &mut books)?;
+                self.snapshot(None, SETTLE_PERIODIC, &mut books)?;
                 last_snapshot = (self.group.points_seen(), Instant::now());
             }
             self.count();
         }
         self.reconcile(&mut books)?;
         self.publish_model();
-        self.snapshot(None, &mut books)?;
+        self.snapshot(None, SETTLE_TIMEOUT, &mut books)?;
         self.count();
         Ok(())
     }
@@ -516,10 +520,15 @@ impl GroupStage {
 
     /// Publishes the states, waits for them to be acknowledged, and sends a snapshot
     /// whose positions (what is committed) are the acknowledged states' offsets.
-    fn snapshot(&mut self, ack: Option<Ack>, books: &mut Books) -> Result<(), DaemonError> {
+    fn snapshot(
+        &mut self,
+        ack: Option<Ack>,
+        wait: Duration,
+        books: &mut Books,
+    ) -> Result<(), DaemonError> {
         self.publish_states();
         let publisher = self.topic.publisher.clone();
-        let settled = publisher.wait_settled(publisher.last_sent(), SETTLE_TIMEOUT);
+        let settled = publisher.wait_settled(publisher.last_sent(), wait);
         let Some(mut file) = self.model_file(true) else {
             if let Some(ack) = ack {
                 let _ = ack.send(());
