@@ -8,7 +8,16 @@
 //! - A member killed with SIGKILL partway and restarted: every member's
 //!   `points_seen` equals the number of points produced (none lost or counted twice).
 //! - A member that joins once the stream is quiet adopts the group's model: all
-//!   members' models are then the same.
+//!   members' models are then the same (1e-12 relative).
+//! - An abrupt change of every cluster: one recovery for the group, and two group
+//!   half-lives later the members score the moved clusters as one daemon does.
+//! - A missing state topic, and a state topic holding another model's records, are
+//!   refused at start-up (exit 2) naming the topic and partition.
+//!
+//! The reference "one daemon" reads the same points in the produced order from a
+//! file: one daemon reading them from Kafka gets them in the order the broker's
+//! fetches hand out and its own warm-up may miss clusters (seen: 0.3 to 1.1
+//! nats/point below the truth), which would make the comparison meaningless.
 //!
 //! tansu's group coordinator sometimes completes a rebalance without every member
 //! (tests/kafka_e2e.rs); points_seen is exact all the same, since statistics and
@@ -121,7 +130,7 @@ fn start_with(s: &DaemonSettings, state: Option<&str>, log: &str, estimator: &st
             "[kafka.properties]",
             &format!("{group_keys}\n[kafka.properties]"),
         )
-        .replace("[estimator]\n", &format!("[estimator]\n{WARMUP}"));
+        .replace("[estimator]\n", &format!("[estimator]\n{estimator}"));
     std::fs::write(s.dir.with_extension("toml"), toml).expect("write the config");
     Daemon::start_with_config(s, log)
 }
@@ -475,12 +484,17 @@ fn an_abrupt_change_of_every_cluster_is_handled_once_for_the_group() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     while owned(&running).len() < CLUSTERS {
-        assert!(Instant::now() < deadline, "the members never owned every partition:\n{}", logs(&running));
+        assert!(
+            Instant::now() < deadline,
+            "the members never owned every partition:\n{}",
+            logs(&running)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // 24 000 points, then every cluster moves by 25 (8 group half-lives more).
+    // 24 000 points, then every cluster moves by 25: two group half-lives (8 040
+    // points) later the members must have recovered as one daemon has.
     let mut outgoing = shifted_messages(400, 0.0, 300);
-    outgoing.extend(shifted_messages(400, 25.0, 400));
+    outgoing.extend(shifted_messages(134, 25.0, 400));
     let producer = spawn_python_producer(b, &topic, &outgoing, 600.0);
     finish_python_producer(producer);
     let total = (outgoing.len() * POINTS_PER_MESSAGE) as u64;
@@ -506,7 +520,10 @@ fn an_abrupt_change_of_every_cluster_is_handled_once_for_the_group() {
     let recoveries = running[0].log_text().matches("change=Recovery ").count();
     eprintln!("after the change: lone daemon {reference:.4}, members {scores:?}; recoveries adopted by member 0: {recoveries}");
     for (i, s) in scores.iter().enumerate() {
-        assert!((reference - s).abs() < 0.05, "member {i} scores {s}, the lone daemon {reference}:\n{log}");
+        assert!(
+            (reference - s).abs() < 0.05,
+            "member {i} scores {s}, the lone daemon {reference}:\n{log}"
+        );
     }
     assert_eq!(recoveries, 1, "one recovery for the group:\n{log}");
     for d in running {

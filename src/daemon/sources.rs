@@ -16,7 +16,7 @@ use crate::plan::{Input, KafkaClient, SourcePlan};
 use crate::source::chunk::{Chunk, Origin, RecordMark, SourceMsg, CHUNK_POINTS};
 use crate::source::file::{FileSource, SourceError};
 use crate::source::generator::{Generator, GeneratorConfig};
-use crate::source::kafka::{consumer_config, KafkaCommitter, KafkaSource};
+use crate::source::kafka::{consumer_config, KafkaCommitter, KafkaSource, SourceLinks};
 use crate::state_topic::Assignment;
 use crate::telemetry::Counters;
 use gmm_io::DecodeConfig;
@@ -287,8 +287,10 @@ async fn start_kafka(
             &required,
             start,
             decode,
-            brokers_down,
-            group,
+            SourceLinks {
+                brokers_down,
+                group,
+            },
         )
     })
     .await
