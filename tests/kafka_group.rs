@@ -280,9 +280,14 @@ fn attempt_kill_and_late_joiner() -> Result<(), String> {
     create_state_topic(b, &state);
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = |name: &str| tmp.path().join(name);
-    let members: Vec<DaemonSettings> = (0..4)
+    let mut members: Vec<DaemonSettings> = (0..4)
         .map(|i| settings(b, &topic, &group, &dir(&format!("member{i}"))))
         .collect();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    members[0].http_listen = format!("127.0.0.1:{port}");
     let mut running: Vec<Daemon> = (0..3)
         .map(|i| start(&members[i], Some(&state), &format!("member{i}.log")))
         .collect();
@@ -328,6 +333,27 @@ fn attempt_kill_and_late_joiner() -> Result<(), String> {
             "member {i} scores {gap} nats/point from the lone daemon; the members' logs:\n{}",
             logs(&running)
         );
+    }
+    // What an operator sees of the group on member 0: /model counts the group's
+    // points, and the metrics every partition's lag and the group's state.
+    let get = |path: &str| {
+        ureq::get(&format!("http://127.0.0.1:{port}{path}"))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .expect("a body")
+    };
+    let model: serde_json::Value = serde_json::from_str(&get("/model")).expect("JSON");
+    assert_eq!(model["points_seen"].as_u64(), Some(total));
+    let metrics = get("/metrics");
+    for p in 0..CLUSTERS {
+        let series = format!("gmm_kafka_consumer_lag{{partition=\"{p}\",topic=\"{topic}\"}}");
+        let alt = format!("gmm_kafka_consumer_lag{{topic=\"{topic}\",partition=\"{p}\"}}");
+        assert!(metrics.contains(&series) || metrics.contains(&alt), "no lag of partition {p}:\n{metrics}");
+    }
+    for line in ["gmm_group_partitions_known 6", "gmm_group_model_epoch 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
     }
     let spread = scores.iter().cloned().fold(f64::MIN, f64::max)
         - scores.iter().cloned().fold(f64::MAX, f64::min);

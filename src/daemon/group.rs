@@ -36,15 +36,17 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a periodic snapshot waits for them: a state topic out of reach must not
 /// stall the scoring; such a snapshot commits no offsets.
 const SETTLE_PERIODIC: Duration = Duration::from_secs(1);
-/// While the group has no model, a member takes in its first `warmup_points` over
+/// While the group has no model (and while it collects points for a refit after an
+/// abrupt change), a member takes in its first `warmup_points` over
 /// this long at the least, so that the others' samples (published every
 /// [`STATE_INTERVAL`]) arrive before it could fit alone: a member reading a backlog
 /// would otherwise fit the initial model on its own partitions only (two clusters of
 /// six, say) and the group would start from that.
 ///
-/// Once other members' samples are known, a member also keeps to about its share
+/// Once other members' samples are known, a member also keeps to its share
 /// (`warmup_points` over the members known), so that the pooled sample holds every
-/// member's partitions in like measure; a member slower than the rest delays the
+/// member's partitions in like measure (the initial model is fitted when the
+/// samples add up to `warmup_points`); a member slower than the rest delays the
 /// initial model by [`WARMUP_PATIENCE`] at the most.
 pub const WARMUP_SPREAD: Duration = Duration::from_secs(2);
 pub const WARMUP_PATIENCE: Duration = Duration::from_secs(10);
@@ -76,8 +78,9 @@ pub struct GroupStage {
     pub output: mpsc::Sender<Output>,
     /// Warm-up points the initial model scored, to send on.
     pub pending_scores: Vec<(u64, Scored)>,
-    /// Other members whose warm-up samples are known.
-    pub warmup_peers: BTreeSet<String>,
+    /// Other members whose samples are known, with their collection (0: the
+    /// warm-up, else the epoch of the recovery whose refit they are for).
+    pub sample_peers: BTreeMap<String, u64>,
 }
 
 /// The stage's bookkeeping besides the estimator.
@@ -118,12 +121,12 @@ impl GroupStage {
         let mut last_publish = Instant::now();
         let mut last_batch = Instant::now();
         let mut batches_open = true;
-        let mut warmup_started: Option<Instant> = None;
+        let mut collecting_since: Option<(u64, Instant)> = None;
         self.publish_model();
         loop {
             // A member warming up with a full buffer waits for the group's model.
             let take_batches =
-                batches_open && !self.group.warmup_full() && self.warmup_paced(&mut warmup_started);
+                batches_open && !self.group.warmup_full() && self.collection_paced(&mut collecting_since);
             let next = runtime.block_on(async {
                 tokio::select! {
                     biased;
@@ -184,23 +187,40 @@ impl GroupStage {
         Ok(())
     }
 
-    /// Whether the warm-up may take more points now (see [`WARMUP_SPREAD`]).
-    fn warmup_paced(&self, started: &mut Option<Instant>) -> bool {
-        if !self.group.is_warming_up() {
-            return true;
+    /// The collection this member buffers points for: 0 for the warm-up, else the
+    /// recovery epoch whose refit they are for.
+    fn collecting(&self) -> Option<u64> {
+        if self.group.is_warming_up() {
+            return Some(0);
         }
+        self.group.structure().and_then(|s| s.collecting)
+    }
+
+    /// Whether a collection (the warm-up, a refit's) may take more points now (see
+    /// [`WARMUP_SPREAD`]): the same pacing for both, so that the pooled sample of
+    /// either holds every member's partitions.
+    fn collection_paced(&self, since: &mut Option<(u64, Instant)>) -> bool {
+        let Some(purpose) = self.collecting() else {
+            *since = None;
+            return true;
+        };
         let buffered = self.group.buffered();
         if buffered == 0 {
             return true;
         }
-        let since = started
-            .get_or_insert_with(Instant::now)
-            .elapsed()
-            .as_secs_f64();
+        let started = match since {
+            Some((p, t)) if *p == purpose => *t,
+            _ => since.insert((purpose, Instant::now())).1,
+        };
+        let elapsed = started.elapsed().as_secs_f64();
         let w = self.group.settings().warmup_points as f64;
-        let by_time = (since / WARMUP_SPREAD.as_secs_f64()).min(1.0) * w;
-        let members = (self.warmup_peers.len() + 1) as f64;
-        let by_share = w / members + since / WARMUP_PATIENCE.as_secs_f64() * w;
+        let by_time = (elapsed / WARMUP_SPREAD.as_secs_f64()).min(1.0) * w;
+        let peers = self.sample_peers.values().filter(|&&p| p == purpose).count();
+        let by_share = if elapsed < WARMUP_PATIENCE.as_secs_f64() {
+            w / (peers + 1) as f64
+        } else {
+            w
+        };
         (buffered as f64) < by_time.min(by_share)
     }
 
@@ -281,8 +301,8 @@ impl GroupStage {
                 }
                 let publisher = record.meta.publisher;
                 if let StateValue::Sample(sample) = &record.value {
-                    if sample.purpose == 0 && publisher != self.group.member() {
-                        self.warmup_peers.insert(publisher.clone());
+                    if publisher != self.group.member() {
+                        self.sample_peers.insert(publisher.clone(), sample.purpose);
                     }
                 }
                 let incoming = match record.value {
@@ -295,7 +315,7 @@ impl GroupStage {
             }
             StateEvent::Deleted { key } => match key.strip_prefix("sample/") {
                 Some(member) => {
-                    self.warmup_peers.remove(member);
+                    self.sample_peers.remove(member);
                     (
                         key.clone(),
                         Incoming::SampleDeleted {

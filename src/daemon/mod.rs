@@ -229,7 +229,7 @@ pub async fn run_plan(plan: Plan, cancel: CancellationToken) -> Result<(), Daemo
                 live: live_tx,
                 output: out_tx,
                 pending_scores: Vec::new(),
-                warmup_peers: Default::default(),
+                sample_peers: Default::default(),
             };
             let caught_up = m.caught_up;
             tokio::task::spawn_blocking(move || {
