@@ -350,10 +350,16 @@ fn attempt_kill_and_late_joiner() -> Result<(), String> {
     for p in 0..CLUSTERS {
         let series = format!("gmm_kafka_consumer_lag{{partition=\"{p}\",topic=\"{topic}\"}}");
         let alt = format!("gmm_kafka_consumer_lag{{topic=\"{topic}\",partition=\"{p}\"}}");
-        assert!(metrics.contains(&series) || metrics.contains(&alt), "no lag of partition {p}:\n{metrics}");
+        assert!(
+            metrics.contains(&series) || metrics.contains(&alt),
+            "no lag of partition {p}:\n{metrics}"
+        );
     }
     for line in ["gmm_group_partitions_known 6", "gmm_group_model_epoch 1"] {
-        assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
     }
     let spread = scores.iter().cloned().fold(f64::MIN, f64::max)
         - scores.iter().cloned().fold(f64::MAX, f64::min);

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::batcher::{Batch, BatchMsg};
+use super::batcher::BatchMsg;
 use super::estimator::{now_rfc3339, SnapshotPolicy};
+use super::intake::{Intake, Round};
 use super::output::{Output, ScoredBatch};
 use super::DaemonError;
 use crate::http::LiveModel;
@@ -50,6 +51,10 @@ const SETTLE_PERIODIC: Duration = Duration::from_secs(1);
 /// initial model by [`WARMUP_PATIENCE`] at the most.
 pub const WARMUP_SPREAD: Duration = Duration::from_secs(2);
 pub const WARMUP_PATIENCE: Duration = Duration::from_secs(10);
+/// Points of each partition handed on at a time while a collection lasts.
+const FAIR_CHUNK: usize = 50;
+/// Points read and waiting for the estimator at most, in `warmup_points`.
+const INTAKE_FACTOR: usize = 8;
 /// Records taken in before the model is computed again.
 const EVENTS_PER_REFRESH: usize = 512;
 
@@ -94,6 +99,8 @@ struct Books {
     /// Final offsets of partitions given up since the last snapshot (committed
     /// with it: the consumer still holds them during the revocation).
     released: KafkaOffsets,
+    /// Points read, until the estimator takes them.
+    intake: Intake,
 }
 
 enum Next {
@@ -119,14 +126,14 @@ impl GroupStage {
         self.group.set_first_proposal_seq(now_ms());
         let mut last_snapshot = (self.group.points_seen(), Instant::now());
         let mut last_publish = Instant::now();
-        let mut last_batch = Instant::now();
         let mut batches_open = true;
         let mut collecting_since: Option<(u64, Instant)> = None;
         self.publish_model();
         loop {
             // A member warming up with a full buffer waits for the group's model.
-            let take_batches =
-                batches_open && !self.group.warmup_full() && self.collection_paced(&mut collecting_since);
+            let take_batches = batches_open
+                && !self.group.warmup_full()
+                && books.intake.len() < INTAKE_FACTOR * self.group.settings().warmup_points;
             let next = runtime.block_on(async {
                 tokio::select! {
                     biased;
@@ -155,9 +162,11 @@ impl GroupStage {
                 }
                 Next::Batch(None) => batches_open = false,
                 Next::Batch(Some(BatchMsg::Batch(batch))) => {
-                    let elapsed = last_batch.elapsed();
-                    last_batch = Instant::now();
-                    self.absorb(batch, elapsed, &mut books)?;
+                    let owned: BTreeSet<PartitionKey> = self.group.owned().cloned().collect();
+                    let dropped = books.intake.push(&batch, &owned);
+                    if dropped > 0 {
+                        tracing::warn!(points = dropped, "points of partitions this member no longer owns were dropped (their next owners read them again)");
+                    }
                 }
                 Next::Batch(Some(BatchMsg::Positions(_))) => {}
                 Next::Batch(Some(BatchMsg::Flush(ack))) => {
@@ -167,6 +176,7 @@ impl GroupStage {
                 Next::Batch(Some(BatchMsg::End { .. })) => batches_open = false,
                 Next::Tick => {}
             }
+            self.feed(&mut books, &mut collecting_since)?;
             if !batches_open {
                 break;
             }
@@ -215,7 +225,11 @@ impl GroupStage {
         let elapsed = started.elapsed().as_secs_f64();
         let w = self.group.settings().warmup_points as f64;
         let by_time = (elapsed / WARMUP_SPREAD.as_secs_f64()).min(1.0) * w;
-        let peers = self.sample_peers.values().filter(|&&p| p == purpose).count();
+        let peers = self
+            .sample_peers
+            .values()
+            .filter(|&&p| p == purpose)
+            .count();
         let by_share = if elapsed < WARMUP_PATIENCE.as_secs_f64() {
             w / (peers + 1) as f64
         } else {
@@ -241,6 +255,7 @@ impl GroupStage {
             .collect();
         for key in gone {
             books.generations.remove(&key);
+            books.intake.drop_partition(&key);
             if let Some(last) = self.group.revoke(&key) {
                 if last.next_offset >= 0 {
                     books
@@ -383,55 +398,53 @@ impl GroupStage {
         self.publish_model();
     }
 
-    /// A batch: split into runs of one partition each, scored under the group's
-    /// model, absorbed into the partitions' statistics.
-    fn absorb(
+    /// Hands the points read to the estimator: while a collection lasts, a few of
+    /// every partition at a time and as the pacing allows; otherwise all.
+    fn feed(
         &mut self,
-        batch: Batch,
-        _elapsed: Duration,
         books: &mut Books,
+        since: &mut Option<(u64, Instant)>,
     ) -> Result<(), DaemonError> {
-        let d = batch.dim();
-        let x = points_from_rows(&batch.values, d).map_err(DaemonError::Model)?;
-        let owned: BTreeSet<PartitionKey> = self.group.owned().cloned().collect();
-        let spans = runs_of(&batch, &owned);
-        let mut offsets = BTreeMap::new();
-        for s in &spans {
-            offsets.insert(s.key.clone(), s.next_offset);
+        while !books.intake.is_empty() {
+            let per_partition = if self.collecting().is_some() {
+                if !self.collection_paced(since) {
+                    return Ok(());
+                }
+                FAIR_CHUNK
+            } else {
+                usize::MAX
+            };
+            let Some(round) = books.intake.take(per_partition) else {
+                return Ok(());
+            };
+            self.absorb(round, books)?;
         }
-        let dropped: usize = spans
+        Ok(())
+    }
+
+    /// Points of owned partitions: scored under the group's model, absorbed into
+    /// the partitions' statistics.
+    fn absorb(&mut self, round: Round, books: &mut Books) -> Result<(), DaemonError> {
+        let n_points = round.values.len().checked_div(round.d).unwrap_or(0);
+        let x = points_from_rows(&round.values, round.d).map_err(DaemonError::Model)?;
+        let runs: Vec<Run<'_>> = round
+            .pieces
             .iter()
-            .filter(|s| !s.owned)
-            .map(|s| s.end - s.start)
-            .sum();
-        if dropped > 0 {
-            tracing::warn!(points = dropped, "points of partitions this member no longer owns were dropped (their next owners read them again)");
-        }
-        let kept: Vec<&Span> = spans
-            .iter()
-            .filter(|s| s.owned && s.end > s.start)
-            .collect();
-        let runs: Vec<Run<'_>> = kept
-            .iter()
-            .map(|s| Run {
-                key: &s.key,
-                points: x.columns(s.start, s.end - s.start),
+            .map(|p| Run {
+                key: &p.key,
+                points: x.columns(p.start, p.end - p.start),
             })
-            .collect();
-        let offsets: Vec<(PartitionKey, i64)> = offsets
-            .into_iter()
-            .filter(|(k, _)| owned.contains(k))
             .collect();
         let trim = self.anomaly.threshold().filter(|_| self.trim_anomalies);
         self.group.set_trim_threshold(trim);
         let started = Instant::now();
-        let outcome = match self.group.absorb(&runs, &offsets, now_seconds()) {
+        let outcome = match self.group.absorb(&runs, &round.offsets, now_seconds()) {
             Ok(o) => o,
             Err(e) => {
-                tracing::error!(points = batch.n_points, error = %e, "a batch could not be absorbed");
+                tracing::error!(points = n_points, error = %e, "a batch could not be absorbed");
                 self.counters
                     .failed_points
-                    .fetch_add(batch.n_points as u64, Relaxed);
+                    .fetch_add(n_points as u64, Relaxed);
                 return Ok(());
             }
         };
@@ -450,7 +463,7 @@ impl GroupStage {
         if let Some(e) = &outcome.model_error {
             tracing::error!(error = %e, "the group's model could not be updated; the previous model stays");
         }
-        let origins: Vec<Vec<Origin>> = kept.iter().map(|s| s.origins.clone()).collect();
+        let origins: Vec<Vec<Origin>> = round.pieces.into_iter().map(|p| p.origins).collect();
         match outcome.scored {
             Some(scored) => self.emit(scored, Some(origins.concat()))?,
             None => {
@@ -640,59 +653,6 @@ impl GroupStage {
         let oldest = index.partitions.values().map(|i| i.published_ms).min();
         g.oldest_state_ms.store(oldest.unwrap_or(0), Relaxed);
     }
-}
-
-/// Consecutive records of one partition in a batch.
-struct Span {
-    key: PartitionKey,
-    owned: bool,
-    /// Columns of the batch's points.
-    start: usize,
-    end: usize,
-    /// The partition's next offset after the span's records.
-    next_offset: i64,
-    /// Each point's record.
-    origins: Vec<Origin>,
-}
-
-/// The batch's records grouped into runs of one partition, in order.
-fn runs_of(batch: &Batch, owned: &BTreeSet<PartitionKey>) -> Vec<Span> {
-    let mut spans: Vec<Span> = Vec::new();
-    let mut start = 0;
-    for mark in &batch.marks {
-        let Origin::Kafka {
-            topic,
-            partition,
-            offset,
-        } = &mark.origin
-        else {
-            start = mark.points_end;
-            continue;
-        };
-        let same = spans
-            .last()
-            .is_some_and(|s| s.key.partition == *partition && *s.key.topic == **topic);
-        if !same {
-            let key = PartitionKey::new(topic.to_string(), *partition);
-            spans.push(Span {
-                owned: owned.contains(&key),
-                key,
-                start,
-                end: start,
-                next_offset: *offset + 1,
-                origins: Vec::new(),
-            });
-        }
-        if let Some(s) = spans.last_mut() {
-            s.end = mark.points_end;
-            s.next_offset = *offset + 1;
-            for _ in start..mark.points_end {
-                s.origins.push(mark.origin.clone());
-            }
-        }
-        start = mark.points_end;
-    }
-    spans
 }
 
 fn now_seconds() -> f64 {

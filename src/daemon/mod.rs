@@ -18,6 +18,7 @@
 pub mod batcher;
 pub mod estimator;
 pub mod group;
+mod intake;
 mod member;
 pub mod output;
 mod restore;
