@@ -406,7 +406,10 @@ impl GroupStage {
         since: &mut Option<(u64, Instant)>,
     ) -> Result<(), DaemonError> {
         while !books.intake.is_empty() {
-            let per_partition = if self.collecting().is_some() {
+            // Fairness matters only for what a sample can hold: the start of the
+            // buffer, up to `warmup_points`.
+            let sampled = self.group.buffered() < self.group.settings().warmup_points;
+            let per_partition = if self.collecting().is_some() && sampled {
                 if !self.collection_paced(since) {
                     return Ok(());
                 }
