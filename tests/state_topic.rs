@@ -122,8 +122,14 @@ async fn a_member_reads_back_every_record_up_to_its_fence() {
         );
     }
     // A second catch-up, later, reads only what came since.
-    a.publish(StateValue::Partition(state(3, 999)))
+    let seq = a
+        .publish(StateValue::Partition(state(3, 999)))
         .expect("publish");
+    // Acknowledged before b's fence is written, so that it is before it in the log.
+    assert_eq!(
+        a.publisher.wait_settled(seq, Duration::from_secs(30)),
+        Settled::Delivered
+    );
     let mut later = Vec::new();
     b.catch_up(Duration::from_secs(30), |e| later.push(e))
         .await
