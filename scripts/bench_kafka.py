@@ -4,7 +4,7 @@ broker serves the same messages to a plain consumer.
 
     scripts/bench_kafka.py [--brokers HOST:PORT] [--points 2000000] [--dim 16]
                            [--components 16] [--per-message 1000] [--partitions 2]
-                           [--batch-size 4096] [--no-build] [--keep]
+                           [--batch-size 4096] [--members N] [--no-build] [--keep]
 
 1. Draws N points from a K-component, d-dimensional mixture (numpy, seeded) and
    produces them as f64le messages of `--per-message` points, round-robin over
@@ -19,6 +19,13 @@ broker serves the same messages to a plain consumer.
    right after a mini-batch, so the interval counts exactly the points absorbed
    in it. The time from the daemon's start to its last point (connect, group
    join, warm-up) is reported too.
+
+With `--members N` the daemons are N members of one group sharing a model
+through a state topic (README, "Scaling out"): the rate is the group's (every
+member's points_seen counts the group's points, measured on the first member's
+snapshots); the state topic's bytes per input point are counted by reading it
+back; then one more member starts and the time it takes to read the state topic
+up to now (its log's catch-up line) is reported.
 
 Without --brokers a tansu broker is started with scripts/kafka.sh (in a
 directory of its own) and stopped at the end. Numbers depend on the machine and
@@ -139,7 +146,8 @@ def broker_rate(brokers, topic, partitions, n_msgs):
     return got, nbytes, (last - first) if got > 1 else float("nan")
 
 
-def daemon_config(brokers, topic, group, snap_dir, dim, k, batch_size):
+def daemon_config(brokers, topic, group, snap_dir, dim, k, batch_size, state=None, member=None):
+    group_keys = f'state_topic = "{state}"\ngroup_instance_id = "{member}"\n' if state else ""
     return f"""[source]
 kind = "kafka"
 format = "f64le"
@@ -166,7 +174,7 @@ sink = "none"
 brokers = "{brokers}"
 topics = ["{topic}"]
 group_id = "{group}"
-
+{group_keys}
 [http]
 listen = ""
 
@@ -197,35 +205,45 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
-def run_daemon(binary, brokers, topic, n_points, args, workdir):
-    snap_dir = workdir / "snapshots"
-    config = workdir / "daemon.toml"
-    config.write_text(
-        daemon_config(
-            brokers, topic, f"bench-{time.time_ns()}", snap_dir, args.dim, args.components, args.batch_size
-        )
-    )
-    log_path = workdir / "daemon.log"
+def run_daemons(binary, brokers, topic, n_points, args, workdir, state=None):
+    """Runs `args.members` daemons (one without a state topic) until every one's
+    newest snapshot counts every point; the rates of the first one."""
+    group = f"bench-{time.time_ns()}"
+    n = args.members if state else 1
+    procs, dirs = [], []
     started_wall = time.time()
-    max_rss_mb = float("nan")
     started = time.monotonic()
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen([str(binary), "run", "--config", str(config)], stderr=log_file)
-        try:
-            while True:
+    max_rss_mb = float("nan")
+    for i in range(n):
+        snap_dir = workdir / f"snapshots{i}"
+        config = workdir / f"daemon{i}.toml"
+        config.write_text(
+            daemon_config(
+                brokers, topic, group, snap_dir, args.dim, args.components, args.batch_size, state, f"member{i}"
+            )
+        )
+        log_file = open(workdir / f"daemon{i}.log", "w")
+        procs.append(subprocess.Popen([str(binary), "run", "--config", str(config)], stderr=log_file))
+        dirs.append(snap_dir)
+    try:
+        while True:
+            for i, proc in enumerate(procs):
                 if proc.poll() is not None:
-                    sys.exit(f"bench_kafka: the daemon exited ({proc.returncode}); see {log_path}")
-                snaps = read_snapshots(snap_dir) if snap_dir.is_dir() else []
-                if snaps and snaps[-1][0] >= n_points:
-                    max_rss_mb = peak_rss_mb(proc.pid)
-                    break
-                if time.monotonic() - started > 1800:
-                    sys.exit(f"bench_kafka: the daemon did not absorb every point in 30 min; see {log_path}")
-                time.sleep(0.1)
-        finally:
+                    sys.exit(f"bench_kafka: daemon {i} exited ({proc.returncode}); see {workdir}/daemon{i}.log")
+            newest = [read_snapshots(d)[-1:] if d.is_dir() else [] for d in dirs]
+            if all(s and s[-1][0] >= n_points for s in newest):
+                max_rss_mb = peak_rss_mb(procs[0].pid)
+                break
+            if time.monotonic() - started > 1800:
+                sys.exit(f"bench_kafka: the daemons did not absorb every point in 30 min; see {workdir}")
+            time.sleep(0.1)
+        catch_up = catch_up_seconds(binary, brokers, topic, group, args, workdir, state, n) if state else None
+    finally:
+        for proc in procs:
             proc.send_signal(signal.SIGTERM)
+        for proc in procs:
             proc.wait(timeout=60)
-    snaps = read_snapshots(snap_dir)
+    snaps = read_snapshots(dirs[0])
     done = [s for s in snaps if s[0] >= n_points][0]
     # Snapshots taken right after a batch; the final one may come up to 0.25 s
     # after the last batch (when the stream went quiet), so it is left out of
@@ -234,6 +252,7 @@ def run_daemon(binary, brokers, topic, n_points, args, workdir):
     first, last = (exact[0], exact[-1]) if len(exact) >= 2 else (snaps[0], done)
     rate = (last[0] - first[0]) / (last[1] - first[1]) if last[1] > first[1] else float("nan")
     return {
+        "members": n,
         "first_snapshot_points": first[0],
         "snapshots": len(snaps),
         "steady_points": last[0] - first[0],
@@ -242,7 +261,51 @@ def run_daemon(binary, brokers, topic, n_points, args, workdir):
         "start_to_last_point_s": done[1] - started_wall,
         "end_to_end_points_per_s": n_points / (done[1] - started_wall),
         "peak_rss_mb": max_rss_mb,
+        "new_member_catch_up_s": catch_up,
     }
+
+
+def catch_up_seconds(binary, brokers, topic, group, args, workdir, state, i):
+    """Starts one more member and returns how long it took to read the state topic."""
+    config = workdir / f"daemon{i}.toml"
+    config.write_text(
+        daemon_config(brokers, topic, group, workdir / f"snapshots{i}", args.dim, args.components,
+                      args.batch_size, state, f"member{i}")
+    )
+    log_path = workdir / f"daemon{i}.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen([str(binary), "run", "--config", str(config)], stderr=log_file)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for line in log_path.read_text().splitlines():
+                if "read the state topic up to now" in line:
+                    took = line.split("took=")[1].split()[0]
+                    value = float("".join(c for c in took if c.isdigit() or c == "."))
+                    return value / 1000 if took.endswith("ms") else value
+            time.sleep(0.1)
+        return None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def state_topic_bytes(brokers, state):
+    """Keys and values on the state topic, read back from its beginning."""
+    c = Consumer({"bootstrap.servers": brokers, "group.id": f"bench-state-{time.time_ns()}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(state, 0, 0)])
+    total, records, idle = 0, 0, 0
+    while idle < 20:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            idle += 1
+            continue
+        idle = 0
+        total += len(m.key() or b"") + len(m.value() or b"")
+        records += 1
+    c.close()
+    return total, records
 
 
 def main():
@@ -254,6 +317,7 @@ def main():
     ap.add_argument("--per-message", type=int, default=1000)
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=4096)
+    ap.add_argument("--members", type=int, default=0, help="members of a group sharing a state topic (0: one daemon without)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (snapshots, logs)")
     args = ap.parse_args()
@@ -284,8 +348,19 @@ def main():
         broker_points = args.points * (got - 1) / got / read_s
         log(f"plain consumer: {got} messages in {read_s:.2f} s")
 
-        log("running the daemon")
-        d = run_daemon(binary, brokers, topic, args.points, args, workdir)
+        state = None
+        if args.members > 0:
+            state = f"bench-state-{time.time_ns()}"
+            new = NewTopic(state, 1, 1, config={"cleanup.policy": "compact"})
+            for f in admin.create_topics([new]).values():
+                f.result()
+        log(f"running {args.members or 1} daemon(s)")
+        d = run_daemons(binary, brokers, topic, args.points, args, workdir, state)
+        if state:
+            nbytes_state, records = state_topic_bytes(brokers, state)
+            d["state_bytes"] = nbytes_state
+            d["state_records"] = records
+            d["state_bytes_per_point"] = nbytes_state / args.points
         result = {
             "points": args.points,
             "dim": args.dim,

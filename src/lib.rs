@@ -19,6 +19,7 @@ pub mod kafka;
 
 pub mod sink;
 pub mod source;
+pub mod state_topic;
 
 pub mod config;
 pub mod plan;

@@ -1,6 +1,7 @@
 //! Faults, with librdkafka's mock cluster (in this process, the real protocol):
-//! the only broker down for ten seconds mid-stream, and injected errors on fetch
-//! and on offset commit. The daemon runs in-process (`run_until`); the test checks
+//! the only broker down for ten seconds mid-stream, injected errors on fetch
+//! and on offset commit, and a group member's state topic out of reach for ten
+//! seconds. The daemon runs in-process (`run_until`); the test checks
 //! that it neither crashes nor loses or repeats a point, that every point is
 //! scored, and that it resumes and commits to the end.
 
@@ -81,7 +82,10 @@ struct InProcess {
 
 impl InProcess {
     fn start(settings: &DaemonSettings) -> Self {
-        let config = settings.config();
+        Self::start_config(settings.config())
+    }
+
+    fn start_config(config: gmm_stream::config::Config) -> Self {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let thread = std::thread::spawn(move || {
@@ -417,4 +421,86 @@ fn a_flush_waits_out_an_outage_longer_than_its_patience() {
     .collect();
     assert_eq!(values, [Some(b"before".to_vec()), Some(b"during".to_vec())]);
     assert!(logged("still waiting") > 0, "{}", log_dump());
+}
+
+#[test]
+fn the_state_topic_out_of_reach_for_ten_seconds() {
+    use rdkafka::mocking::MockCoordinator;
+    let _turn = serial();
+    // Two brokers: the input, the scores and the group's coordinator on broker 1,
+    // the state topic on broker 2, which goes down.
+    let cluster = MockCluster::new(2).expect("a mock cluster");
+    let brokers = cluster.bootstrap_servers();
+    let (topic, scores, state) = (unique("points"), unique("scores"), unique("state"));
+    let group = unique("state-outage");
+    cluster.create_topic(&topic, 2, 1).expect("topic");
+    cluster.create_topic(&scores, 1, 1).expect("topic");
+    cluster.create_topic(&state, 1, 1).expect("topic");
+    for p in 0..2 {
+        cluster
+            .partition_leader(&topic, p, Some(1))
+            .expect("leader");
+    }
+    cluster
+        .partition_leader(&scores, 0, Some(1))
+        .expect("leader");
+    cluster
+        .partition_leader(&state, 0, Some(2))
+        .expect("leader");
+    cluster
+        .coordinator(MockCoordinator::Group(group.clone()), 1)
+        .expect("coordinator");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut settings = DaemonSettings::new(&brokers, &topic, &group, &tmp.path().join("snapshots"));
+    settings.scores_topic = Some(scores.clone());
+    settings.properties = vec![("reconnect.backoff.max.ms".into(), "1000".into())];
+    let mut config = settings.config();
+    config.kafka.state_topic = state.clone();
+    config.estimator.warmup_points = 1000;
+    let s = Setup {
+        cluster,
+        brokers: brokers.clone(),
+        topic: topic.clone(),
+        scores,
+        settings,
+        _tmp: tmp,
+    };
+    let daemon = InProcess::start_config(config);
+    let mut produced = produce_with_python(&brokers, &topic, &messages(100, 7), 0.0);
+    wait_for(&s.settings.dir, &daemon, Duration::from_secs(60), |m| {
+        m.points_seen == 10_000
+    });
+
+    s.cluster.broker_down(2).expect("state topic's broker down");
+    produced.extend(produce_with_python(
+        &brokers,
+        &topic,
+        &messages(100, 8),
+        0.0,
+    ));
+    // The member goes on: it absorbs and scores the new points with the model it
+    // has, its snapshots count them, but it commits nothing it has not published.
+    wait_for(&s.settings.dir, &daemon, Duration::from_secs(10), |m| {
+        m.points_seen == 20_000
+    });
+    let committed_during = committed(&brokers, &group, &topic, 2);
+    std::thread::sleep(Duration::from_secs(8));
+    daemon.assert_running();
+    assert_eq!(
+        committed(&brokers, &group, &topic, 2),
+        committed_during,
+        "nothing committed while the state records are not acknowledged"
+    );
+    s.cluster.broker_up(2).expect("state topic's broker up");
+
+    let ends = end_offsets(&produced);
+    assert_ne!(
+        committed_during, ends,
+        "the points read during the outage are not committed"
+    );
+    wait_for(&s.settings.dir, &daemon, Duration::from_secs(90), |m| {
+        snapshot_positions(m, &topic) == ends && m.points_seen == 20_000
+    });
+    daemon.stop().expect("a clean stop after the outage");
+    check(&s, &produced);
 }

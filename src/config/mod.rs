@@ -303,6 +303,15 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Passed to librdkafka as they are (TLS, SASL, timeouts...).
     pub properties: BTreeMap<String, String>,
+    /// A compacted topic of one partition through which the members of `group_id`
+    /// share one model (docs/scale-out.md); empty: each member learns alone.
+    pub state_topic: String,
+    /// Static membership (`group.instance.id`): a member restarted under the same id
+    /// gets its partitions back without a rebalance; empty: none.
+    pub group_instance_id: String,
+    /// Milliseconds an assigned partition waits for its previous owner's last state
+    /// record before going on from the newest state known.
+    pub state_wait_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -312,6 +321,9 @@ impl Default for KafkaConfig {
             topics: vec!["points".into()],
             group_id: "gmm-stream".into(),
             properties: BTreeMap::new(),
+            state_topic: String::new(),
+            group_instance_id: String::new(),
+            state_wait_ms: 10_000,
         }
     }
 }

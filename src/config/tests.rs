@@ -174,6 +174,56 @@ fn the_bound_on_coordinates_is_positive_and_at_most_the_estimator_limit() {
 }
 
 #[test]
+fn group_settings_are_checked_and_name_their_key() {
+    let kafka = ["source.kind=kafka", "source.format=json"];
+    let with = |extra: &[&str]| {
+        let sets: Vec<&str> = kafka.iter().chain(extra).copied().collect();
+        load(None, &[], &sets)
+    };
+    with(&[
+        "kafka.state_topic=\"gmm-state\"",
+        "kafka.group_instance_id=\"a-1\"",
+    ])
+    .expect("a state topic and an instance id");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["kafka.state_topic=\"points\""],
+            "must not be one of kafka.topics",
+        ),
+        (&["kafka.state_topic=\"a b\""], "kafka.state_topic"),
+        (
+            &["kafka.state_topic=\"s\"", "estimator.schedule=\"stepwise\""],
+            "kafka.state_topic",
+        ),
+        (
+            &["kafka.group_instance_id=\"a b\""],
+            "kafka.group_instance_id",
+        ),
+    ];
+    for (sets, key) in cases {
+        let err = with(sets).expect_err(key);
+        assert!(err.to_string().contains(key), "{sets:?}: {err}");
+    }
+    let err = load(None, &[], &["kafka.state_topic=\"s\""]).expect_err("generator");
+    assert!(err.to_string().contains("kafka.state_topic"), "{err}");
+    let plan = crate::plan::Plan::resolve(
+        &with(&["kafka.state_topic=\"s\"", "kafka.group_instance_id=\"m-1\""]).expect("valid"),
+    )
+    .expect("plan");
+    let group = plan.group.expect("a group plan");
+    assert_eq!(group.state_topic, "s");
+    assert_eq!(
+        group
+            .client
+            .properties
+            .get("group.instance.id")
+            .map(String::as_str),
+        Some("m-1")
+    );
+    assert!(plan.required_topics.contains(&"s".to_string()));
+}
+
+#[test]
 fn kafka_properties_keep_their_dotted_names() {
     let c = load(
         Some("[kafka.properties]\n\"socket.timeout.ms\" = \"5000\"\n"),

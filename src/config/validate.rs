@@ -34,6 +34,56 @@ impl Config {
             .map_err(|e| invalid("estimator", e.to_string()))
     }
 
+    /// The state topic and static membership (docs/scale-out.md).
+    fn validate_group(&self) -> Result<(), ConfigError> {
+        let k = &self.kafka;
+        let bad_name =
+            |s: &str| s.trim() != s || s.chars().any(|c| c.is_control() || c.is_whitespace());
+        if bad_name(&k.group_instance_id) {
+            return Err(invalid(
+                "kafka.group_instance_id",
+                "must not contain spaces or control characters",
+            ));
+        }
+        if k.properties.contains_key("group.instance.id") && !k.group_instance_id.is_empty() {
+            return Err(invalid(
+                "kafka.group_instance_id",
+                "is also set as kafka.properties.\"group.instance.id\": set it once",
+            ));
+        }
+        if k.state_topic.is_empty() {
+            return Ok(());
+        }
+        if bad_name(&k.state_topic) || k.state_topic.len() > 249 {
+            return Err(invalid(
+                "kafka.state_topic",
+                "must be a Kafka topic name (no spaces, at most 249 characters)",
+            ));
+        }
+        if self.source.kind != SourceKind::Kafka {
+            return Err(invalid(
+                "kafka.state_topic",
+                "needs source.kind = \"kafka\" (the group shares the model of its input partitions)",
+            ));
+        }
+        if k.topics.iter().any(|t| t == &k.state_topic) {
+            return Err(invalid(
+                "kafka.state_topic",
+                "must not be one of kafka.topics",
+            ));
+        }
+        if self.estimator.schedule == super::ScheduleKind::Stepwise {
+            return Err(invalid(
+                "kafka.state_topic",
+                "needs estimator.schedule = \"decay\": stepwise EM follows one sequence of batches, which the members do not share",
+            ));
+        }
+        if k.state_wait_ms > 600_000 {
+            return Err(invalid("kafka.state_wait_ms", "must be at most 600000"));
+        }
+        Ok(())
+    }
+
     fn validate_source(&self) -> Result<(), ConfigError> {
         let s = &self.source;
         match s.kind {
@@ -54,6 +104,7 @@ impl Config {
             }
             _ => {}
         }
+        self.validate_group()?;
         let binary = matches!(s.format, Format::F64le | Format::F32le);
         if binary && s.dim == 0 && s.kind != SourceKind::Generator {
             return Err(invalid(

@@ -210,7 +210,8 @@ impl EstimatorStage {
         let n = scored.evaluation.log_density.len() + absorbed.unscorable.len();
         let mut kafka = kafka_origins(&all_marks, n);
         if !absorbed.unscorable.is_empty() {
-            let rejected = unscorable_rejects(&absorbed.unscorable, &all_marks, &all_values, n);
+            let origins = point_origins(&all_marks, n);
+            let rejected = unscorable_rejects(&absorbed.unscorable, &origins, &all_values, n);
             self.output
                 .blocking_send(Output::Rejects(rejected))
                 .map_err(|_| DaemonError::OutputGone)?;
@@ -275,6 +276,7 @@ impl EstimatorStage {
             .blocking_send(Output::Snapshot {
                 file: Box::new(file),
                 ack,
+                publish: true,
             })
             .map_err(|_| DaemonError::OutputGone)
     }
@@ -367,16 +369,16 @@ fn point_origins(marks: &[RecordMark], points: usize) -> Vec<Origin> {
     out
 }
 
-/// Dead letters for the points (indices into `values`, `n` points) that the model
-/// could not score finitely: the point itself as csv, its record's position.
-fn unscorable_rejects(
+/// Dead letters for the points (indices into `values`, `n` points, `origins` one
+/// per point) that the model could not score finitely: the point itself as csv, its
+/// record's position.
+pub(super) fn unscorable_rejects(
     unscorable: &[usize],
-    marks: &[RecordMark],
+    origins: &[Origin],
     values: &[f64],
     n: usize,
 ) -> Vec<Rejected> {
     let d = values.len().checked_div(n).unwrap_or(0);
-    let origins = point_origins(marks, n);
     unscorable
         .iter()
         .map(|&j| {

@@ -17,6 +17,9 @@
 
 pub mod batcher;
 pub mod estimator;
+pub mod group;
+mod intake;
+mod member;
 pub mod output;
 mod restore;
 pub mod signals;
@@ -43,6 +46,7 @@ use batcher::Batcher;
 use estimator::{EstimatorStage, SnapshotPolicy};
 use gmm_model::anomaly::AnomalyError;
 use gmm_model::{ModelError, StreamEstimator};
+use group::GroupStage;
 use output::OutputStage;
 
 /// Capacities of the channels between stages, in messages.
@@ -92,6 +96,10 @@ pub enum DaemonError {
     Spawn(#[source] std::io::Error),
     #[error("cannot set up signal handling")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    StateTopic(#[from] crate::state_topic::StateTopicError),
+    #[error(transparent)]
+    ForeignState(group::ForeignShape),
     #[error("cannot listen on http.listen = {addr}")]
     Http {
         addr: String,
@@ -113,6 +121,8 @@ impl DaemonError {
             Self::Source(e) => e.is_bad_input(),
             Self::KafkaSource(e) => e.is_bad_input(),
             Self::Sink(e) => e.is_bad_input(),
+            Self::StateTopic(e) => e.is_bad_input(),
+            Self::ForeignState(_) => true,
             // Not an address at all, as opposed to one that is taken.
             Self::Http { error, .. } => error.kind() == std::io::ErrorKind::InvalidInput,
             Self::Model(_)
@@ -153,7 +163,14 @@ pub async fn run_plan(plan: Plan, cancel: CancellationToken) -> Result<(), Daemo
     let counters = Arc::new(Counters::new());
     let snapshots = &plan.snapshots;
     let store = SnapshotStore::open(&snapshots.dir, snapshots.keep, snapshots.encoding)?;
-    let restored = restore::restore(&plan.estimator, plan.source.decode.dim, &store)?;
+    let dim = plan.source.decode.dim;
+    let (member, restored) = match &plan.group {
+        Some(group) => {
+            let (m, r) = member::start(group, &plan.estimator, dim, &store).await?;
+            (Some(m), r)
+        }
+        None => (None, restore::restore(&plan.estimator, dim, &store)?),
+    };
     // Rates and counts continue from the restored model, not from zero.
     counters
         .points_absorbed
@@ -180,6 +197,7 @@ pub async fn run_plan(plan: Plan, cancel: CancellationToken) -> Result<(), Daemo
         src_tx,
         cancel.clone(),
         &counters,
+        member.as_ref().map(|m| m.assignment.clone()),
     )
     .await?;
     let batcher = Batcher {
@@ -191,23 +209,52 @@ pub async fn run_plan(plan: Plan, cancel: CancellationToken) -> Result<(), Daemo
     let batcher = tokio::spawn(batcher.run(src_rx, batch_tx, reject_tx));
 
     let scores = Sink::open(&plan.scores, "scores", producer.as_ref())?;
-    let estimator = EstimatorStage {
-        stream: StreamEstimator {
-            em: restored.estimator,
-            anomaly: restored.anomaly,
-            trim_anomalies: plan.estimator.trim_anomalies,
-        },
-        positions: source.positions.clone(),
-        policy: SnapshotPolicy {
-            every_points: snapshots.every_points,
-            every_seconds: snapshots.every_seconds,
-        },
-        scores: !scores.is_none(),
-        counters: counters.clone(),
-        live: live_tx,
-        output: out_tx,
+    let policy = SnapshotPolicy {
+        every_points: snapshots.every_points,
+        every_seconds: snapshots.every_seconds,
     };
-    let estimator = tokio::task::spawn_blocking(move || estimator.run(batch_rx));
+    let estimator = match member {
+        Some(m) => {
+            counters.group.enabled.store(1, Relaxed);
+            let mut stage = GroupStage {
+                group: m.group,
+                anomaly: m.anomaly,
+                trim_anomalies: plan.estimator.trim_anomalies,
+                topic: m.topic,
+                events: m.events,
+                assignment: m.assignment,
+                dim: plan.source.decode.dim,
+                policy,
+                scores: !scores.is_none(),
+                counters: counters.clone(),
+                live: live_tx,
+                output: out_tx,
+                pending_scores: Vec::new(),
+                sample_peers: Default::default(),
+            };
+            let caught_up = m.caught_up;
+            tokio::task::spawn_blocking(move || {
+                stage.take_in(caught_up)?;
+                stage.run(batch_rx)
+            })
+        }
+        None => {
+            let estimator = EstimatorStage {
+                stream: StreamEstimator {
+                    em: restored.estimator,
+                    anomaly: restored.anomaly,
+                    trim_anomalies: plan.estimator.trim_anomalies,
+                },
+                positions: source.positions.clone(),
+                policy,
+                scores: !scores.is_none(),
+                counters: counters.clone(),
+                live: live_tx,
+                output: out_tx,
+            };
+            tokio::task::spawn_blocking(move || estimator.run(batch_rx))
+        }
+    };
 
     let output = OutputStage {
         store,

@@ -52,6 +52,8 @@ pub enum Output {
     Snapshot {
         file: Box<ModelFile>,
         ack: Option<Ack>,
+        /// Also publish it to the snapshot topic (in a group, one member does).
+        publish: bool,
     },
 }
 
@@ -110,7 +112,7 @@ impl OutputStage {
                 Next::Rejects(None) => rejects_open = false,
                 Next::Output(Some(Output::Scores(batch))) => self.write_scores(&batch)?,
                 Next::Output(Some(Output::Rejects(batch))) => self.reject(&batch, &mut log)?,
-                Next::Output(Some(Output::Snapshot { file, ack })) => {
+                Next::Output(Some(Output::Snapshot { file, ack, publish })) => {
                     // The batcher sends a record's reject before the batch holding
                     // the record, so every reject of the records this snapshot
                     // covers is queued by now, though it may have arrived after
@@ -118,7 +120,7 @@ impl OutputStage {
                     // be lost to a crash in between: the restart resumes past its
                     // record.
                     self.drain_rejects(&mut rejects, &mut rejects_open, &mut log)?;
-                    self.snapshot(&file)?;
+                    self.snapshot(&file, publish)?;
                     if let Some(ack) = ack {
                         let _ = ack.send(());
                     }
@@ -184,7 +186,7 @@ impl OutputStage {
         Ok(())
     }
 
-    fn snapshot(&mut self, file: &ModelFile) -> Result<(), DaemonError> {
+    fn snapshot(&mut self, file: &ModelFile, publish: bool) -> Result<(), DaemonError> {
         self.flush()?;
         let started = Instant::now();
         let path = match self.store.write(file) {
@@ -213,7 +215,7 @@ impl OutputStage {
             .as_millis() as u64;
         self.counters.last_snapshot_ms.store(now_ms, Relaxed);
         tracing::debug!(path = %path.display(), model_version = file.model_version, "snapshot written");
-        if !self.published.is_none() {
+        if publish && !self.published.is_none() {
             let published = PublishedModel::new(&self.model_name, file).map_err(SinkError::from)?;
             self.published.write(&published)?;
             self.published.flush()?;
@@ -374,6 +376,7 @@ mod tests {
             .blocking_send(Output::Snapshot {
                 file: Box::new(model_file()),
                 ack: None,
+                publish: true,
             })
             .expect("send a snapshot");
         drop((out_tx, rej_tx));
@@ -399,6 +402,7 @@ mod tests {
         Output::Snapshot {
             file: Box::new(file),
             ack: None,
+            publish: true,
         }
     }
 
@@ -426,9 +430,10 @@ mod tests {
         for (output, between) in outputs {
             let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
             let output = match output {
-                Output::Snapshot { file, .. } => Output::Snapshot {
+                Output::Snapshot { file, publish, .. } => Output::Snapshot {
                     file,
                     ack: Some(ack_tx),
+                    publish,
                 },
                 other => other,
             };

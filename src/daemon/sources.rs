@@ -16,7 +16,8 @@ use crate::plan::{Input, KafkaClient, SourcePlan};
 use crate::source::chunk::{Chunk, Origin, RecordMark, SourceMsg, CHUNK_POINTS};
 use crate::source::file::{FileSource, SourceError};
 use crate::source::generator::{Generator, GeneratorConfig};
-use crate::source::kafka::{consumer_config, KafkaCommitter, KafkaSource};
+use crate::source::kafka::{consumer_config, KafkaCommitter, KafkaSource, SourceLinks};
+use crate::state_topic::Assignment;
 use crate::telemetry::Counters;
 use gmm_io::Positions;
 use gmm_io::{DecodeConfig, FileIdentity};
@@ -39,6 +40,7 @@ pub async fn start(
     tx: mpsc::Sender<SourceMsg>,
     cancel: CancellationToken,
     counters: &Arc<Counters>,
+    group: Option<Arc<Assignment>>,
 ) -> Result<StartedSource, DaemonError> {
     let decode = decode_config(plan, restored);
     let started = match &plan.input {
@@ -66,6 +68,7 @@ pub async fn start(
                 required: required.to_vec(),
                 decode,
                 brokers_down: counters.source_down.clone(),
+                group,
             };
             start_kafka(kafka, restored, tx, cancel).await?
         }
@@ -278,6 +281,7 @@ struct KafkaInput {
     required: Vec<String>,
     decode: DecodeConfig,
     brokers_down: Arc<AtomicBool>,
+    group: Option<Arc<Assignment>>,
 }
 
 async fn start_kafka(
@@ -298,6 +302,13 @@ async fn start_kafka(
         None => Default::default(),
     };
     let start = resume.clone();
+    crate::source::kafka::lag::watch(
+        &kafka.client.brokers,
+        &kafka.group_id,
+        &kafka.client.properties,
+        &kafka.topics,
+        cancel.clone(),
+    );
     // Creating the consumer and fetching metadata block (up to seconds).
     let source = tokio::task::spawn_blocking(move || {
         let KafkaInput {
@@ -307,6 +318,7 @@ async fn start_kafka(
             required,
             decode,
             brokers_down,
+            group,
         } = kafka;
         let consumer = consumer_config(&client.brokers, &group_id, &client.properties);
         KafkaSource::connect(
@@ -316,7 +328,10 @@ async fn start_kafka(
             &required,
             start,
             decode,
-            brokers_down,
+            SourceLinks {
+                brokers_down,
+                group,
+            },
         )
     })
     .await

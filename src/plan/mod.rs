@@ -36,6 +36,18 @@ pub struct Plan {
     /// None when `http.listen` is empty.
     pub http: Option<HttpPlan>,
     pub log: LogPlan,
+    /// The state topic's group (`kafka.state_topic`); None: the daemon learns alone.
+    pub group: Option<GroupPlan>,
+}
+
+/// One model shared by the members of a consumer group (docs/scale-out.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupPlan {
+    pub client: KafkaClient,
+    pub state_topic: String,
+    pub group_id: String,
+    /// How long an assigned partition waits for its previous owner's last state.
+    pub state_wait: Duration,
 }
 
 /// Where points come from and how they decode.
@@ -180,6 +192,7 @@ impl Plan {
             scores,
             dead_letters,
             http: http_plan(config),
+            group: group_plan(config),
             log: LogPlan {
                 json: config.log.format == LogFormat::Json,
                 status_every: Duration::try_from_secs_f64(config.log.status_every_seconds)
@@ -252,10 +265,27 @@ fn http_plan(config: &Config) -> Option<HttpPlan> {
 }
 
 fn kafka_client(config: &Config) -> KafkaClient {
+    let mut properties = config.kafka.properties.clone();
+    if !config.kafka.group_instance_id.is_empty() {
+        properties.insert(
+            "group.instance.id".into(),
+            config.kafka.group_instance_id.clone(),
+        );
+    }
     KafkaClient {
         brokers: config.kafka.brokers.clone(),
-        properties: config.kafka.properties.clone(),
+        properties,
     }
+}
+
+fn group_plan(config: &Config) -> Option<GroupPlan> {
+    let k = &config.kafka;
+    (!k.state_topic.is_empty()).then(|| GroupPlan {
+        client: kafka_client(config),
+        state_topic: k.state_topic.clone(),
+        group_id: k.group_id.clone(),
+        state_wait: Duration::from_millis(k.state_wait_ms),
+    })
 }
 
 /// Where the records of a `scores` or `dead_letter` section go. Validation made
@@ -274,6 +304,9 @@ fn required_topics(config: &Config, outputs: [&Target; 3]) -> Vec<String> {
     let mut topics = Vec::new();
     if config.source.kind == SourceKind::Kafka {
         topics.extend(config.kafka.topics.iter().cloned());
+        if !config.kafka.state_topic.is_empty() {
+            topics.push(config.kafka.state_topic.clone());
+        }
     }
     for output in outputs {
         if let Target::Kafka(topic) = output {

@@ -194,7 +194,7 @@ impl KafkaSink {
 
 /// Properties meant for the consumer (librdkafka's CONFIGURATION.md marks them
 /// `C`), which the producer would warn about.
-fn is_consumer_only(key: &str) -> bool {
+pub(crate) fn is_consumer_only(key: &str) -> bool {
     key.starts_with("group.")
         || key.starts_with("auto.offset.")
         || key.starts_with("enable.auto.")

@@ -31,6 +31,8 @@ pub struct Counters {
     pub retirements: AtomicU64,
     pub merges: AtomicU64,
     pub snapshots: AtomicU64,
+    /// With a state topic: this member's view of the group (all 0 without one).
+    pub group: GroupCounters,
     /// Snapshots that could not be written (the run went on).
     pub snapshot_failures: AtomicU64,
     /// Unix time of the last durable snapshot, in milliseconds (0: none yet).
@@ -104,4 +106,22 @@ fn reason_index(reason: RejectReason) -> usize {
         .iter()
         .position(|r| *r == reason)
         .unwrap_or_default()
+}
+
+/// A group member's view of the group it shares a model with (docs/scale-out.md).
+#[derive(Debug, Default)]
+pub struct GroupCounters {
+    /// 1 when the daemon runs with a state topic.
+    pub enabled: AtomicU64,
+    /// Input partitions with a known state (owned or not).
+    pub partitions_known: AtomicU64,
+    /// Input partitions this member owns.
+    pub partitions_owned: AtomicU64,
+    /// Unix time (ms) the oldest known partition state was published (0: none).
+    pub oldest_state_ms: AtomicU64,
+    /// The structure epoch of the model (0: the group has no model yet).
+    pub epoch: AtomicU64,
+    /// Bytes (keys and values) this member handed to the state topic.
+    pub state_bytes: AtomicU64,
+    pub state_records: AtomicU64,
 }

@@ -195,6 +195,41 @@ pub const CONSUMER_LAG: Metric = Metric {
     reading: Reading::Events,
 };
 
+pub const GROUP_PARTITIONS_KNOWN: Metric = level(
+    "gmm_group_partitions_known",
+    None,
+    "With a state topic: input partitions whose state this member knows (owned or not).",
+    |c| c.group.partitions_known.load(Relaxed) as f64,
+);
+pub const GROUP_PARTITIONS_OWNED: Metric = level(
+    "gmm_group_partitions_owned",
+    None,
+    "With a state topic: input partitions this member owns.",
+    |c| c.group.partitions_owned.load(Relaxed) as f64,
+);
+pub const GROUP_OLDEST_STATE_AGE: Metric = level(
+    "gmm_group_oldest_state_age_seconds",
+    Some(Unit::Seconds),
+    "With a state topic: seconds since the oldest known partition state was published (-1: none). A partition nobody owns stops being published: this grows.",
+    oldest_state_age,
+);
+pub const GROUP_EPOCH: Metric = level(
+    "gmm_group_model_epoch",
+    None,
+    "With a state topic: the structure epoch of the group's model (0 before the group has one).",
+    |c| c.group.epoch.load(Relaxed) as f64,
+);
+pub const GROUP_STATE_BYTES: Metric = total(
+    "gmm_group_state_bytes_published_total",
+    "With a state topic: bytes (keys and values) this member published to it.",
+    |c| c.group.state_bytes.load(Relaxed),
+);
+pub const GROUP_STATE_RECORDS: Metric = total(
+    "gmm_group_state_records_published_total",
+    "With a state topic: records this member published to it.",
+    |c| c.group.state_records.load(Relaxed),
+);
+
 /// Every metric the daemon publishes.
 pub const METRICS: &[&Metric] = &[
     &POINTS_ABSORBED,
@@ -219,6 +254,12 @@ pub const METRICS: &[&Metric] = &[
     &READY,
     &EM_STEP_SECONDS,
     &CONSUMER_LAG,
+    &GROUP_PARTITIONS_KNOWN,
+    &GROUP_PARTITIONS_OWNED,
+    &GROUP_OLDEST_STATE_AGE,
+    &GROUP_EPOCH,
+    &GROUP_STATE_BYTES,
+    &GROUP_STATE_RECORDS,
 ];
 
 /// EM step latency buckets: 100 µs to about 13 s.
@@ -292,7 +333,15 @@ fn anomaly_rate(c: &Counters) -> f64 {
 }
 
 fn snapshot_age(c: &Counters) -> f64 {
-    let last = c.last_snapshot_ms.load(Relaxed);
+    age_of(c.last_snapshot_ms.load(Relaxed))
+}
+
+pub(super) fn oldest_state_age(c: &Counters) -> f64 {
+    age_of(c.group.oldest_state_ms.load(Relaxed))
+}
+
+/// Seconds since Unix time `ms` (-1 for 0: never).
+fn age_of(last: u64) -> f64 {
     if last == 0 {
         return -1.0;
     }

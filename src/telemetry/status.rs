@@ -36,6 +36,19 @@ pub async fn report(counters: Arc<Counters>, every: Duration, cancel: Cancellati
             anomalies = counters.anomalies.load(Relaxed),
             "status"
         );
+        let g = &counters.group;
+        if g.enabled.load(Relaxed) == 1 {
+            // points_seen above counts the whole group's points.
+            tracing::info!(
+                epoch = g.epoch.load(Relaxed),
+                partitions_owned = g.partitions_owned.load(Relaxed),
+                partitions_known = g.partitions_known.load(Relaxed),
+                oldest_state_age_seconds =
+                    format_args!("{:.1}", super::metrics::oldest_state_age(&counters)),
+                state_bytes_published = g.state_bytes.load(Relaxed),
+                "group status"
+            );
+        }
     }
 }
 

@@ -137,6 +137,23 @@ pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
     }
 }
 
+/// A compacted topic of one partition, as the README tells users to create it.
+pub fn create_state_topic(brokers: &str, name: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    let results = futures::executor::block_on(admin.create_topics(
+        &[topic],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("create the state topic");
+    for r in results {
+        r.unwrap_or_else(|(topic, e)| panic!("cannot create topic {topic}: {e}"));
+    }
+}
+
 pub fn plain_consumer(brokers: &str, group: &str) -> BaseConsumer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -548,7 +565,13 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(settings: &DaemonSettings, log_name: &str) -> Self {
-        let config = settings.write();
+        settings.write();
+        Self::start_with_config(settings, log_name)
+    }
+
+    /// Starts the daemon on the configuration already written for `settings`.
+    pub fn start_with_config(settings: &DaemonSettings, log_name: &str) -> Self {
+        let config = settings.dir.with_extension("toml");
         let log = settings.dir.with_file_name(log_name);
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_gmm-stream"))

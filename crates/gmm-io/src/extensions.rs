@@ -17,6 +17,8 @@ use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 use crate::file_identity::FileIdentity;
+use crate::group_info::GroupInfo;
+
 use gmm_model::{
     CovariancePrior, CovarianceType, GaussianMixture, Inference, ModelError, OnlineSettings,
     OnlineState, OnlineVariational, Posterior, VariationalPrior, VariationalState,
@@ -174,11 +176,17 @@ pub struct Extensions {
     /// section, written only when present: earlier files keep their bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_file: Option<FileIdentity>,
+    /// A consumer-group member's state (a snapshot of `run` with a state topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupInfo>,
 }
 
 impl Extensions {
     pub fn is_empty(&self) -> bool {
-        self.bayesian.is_none() && self.variational.is_none() && self.source_file.is_none()
+        self.bayesian.is_none()
+            && self.variational.is_none()
+            && self.source_file.is_none()
+            && self.group.is_none()
     }
 
     /// Records the online estimator's variational settings, the number of live
@@ -222,10 +230,15 @@ impl Encode for Extensions {
         }
         self.bayesian.encode(encoder)?;
         self.variational.encode(encoder)?;
-        match &self.source_file {
-            Some(identity) => Some(identity).encode(encoder),
-            None => Ok(()),
+        // Later sections, only when present: files without them keep their bytes. A
+        // group section needs the (possibly empty) file identity before it.
+        if self.source_file.is_some() || self.group.is_some() {
+            self.source_file.encode(encoder)?;
         }
+        if self.group.is_some() {
+            self.group.encode(encoder)?;
+        }
+        Ok(())
     }
 }
 
@@ -238,15 +251,23 @@ impl<Context> Decode<Context> for Extensions {
         }
         let bayesian = Option::decode(decoder)?;
         let variational = Option::decode(decoder)?;
-        // Written by builds that record a file source's identity, when they had one.
-        let source_file = match decoder.reader().peek_read(1) {
-            None => None,
-            Some(_) => Option::decode(decoder)?,
+        // Each later section is read only when bytes remain (written by builds that
+        // had something to record there).
+        let source_file = if decoder.reader().peek_read(1).is_some() {
+            Option::decode(decoder)?
+        } else {
+            None
+        };
+        let group = if decoder.reader().peek_read(1).is_some() {
+            Option::decode(decoder)?
+        } else {
+            None
         };
         Ok(Self {
             bayesian,
             variational,
             source_file,
+            group,
         })
     }
 }

@@ -12,17 +12,20 @@ pub mod decode;
 mod extensions;
 mod file_identity;
 mod format;
+mod group_info;
 mod model_file;
 mod points;
 mod positions;
 pub mod records;
 mod reject;
+pub mod state;
 mod stream_file;
 
 pub use decode::{DecodeConfig, DecodeConfigError, Decoder, MAX_DIM};
 pub use extensions::{BayesianInfo, Extensions, OnlineVariationalInfo, Values, EFFECTIVE_WEIGHT};
 pub use file_identity::FileIdentity;
 pub use format::{Format, UnknownFormat};
+pub use group_info::GroupInfo;
 pub use model_file::bounded::{read_model, ReadModelError, MAX_MODEL_BYTES};
 pub use model_file::{
     BatchInfo, CovarianceValues, Encoding, EstimatorInfo, FormatError, ModelFile, FORMAT_NAME,

@@ -40,6 +40,8 @@ pub use init::{initial_stats, kmeans, kmeans_plusplus, InitMethod, KMeansOptions
 pub use linalg::{points_from_rows, Points};
 pub use mixture::GaussianMixture;
 pub use mstep::{m_step, Prior};
+/// Online estimation shared by the members of a consumer group.
+pub use online::group;
 pub use online::{
     Absorbed, BatchOutcome, Inference, OnlineEm, OnlineSettings, OnlineState, OnlineVariational,
     Scored, StreamEstimator, StructureChanges, VariationalState,

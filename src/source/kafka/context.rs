@@ -13,8 +13,10 @@ use tokio::sync::mpsc;
 
 use super::{DurablePositions, COMMITTED_TIMEOUT, FLUSH_TIMEOUT};
 use crate::source::chunk::{Chunk, SourceMsg};
+use crate::state_topic::Assignment;
 use crate::telemetry::metrics;
 use gmm_io::KafkaOffsets;
+use gmm_model::group::PartitionKey;
 
 /// The chunk being assembled, shared with the rebalance callback (which runs on
 /// the polling thread, inside `poll`).
@@ -32,15 +34,23 @@ pub struct SourceContext {
     pub(super) failed_commit: Mutex<Option<KafkaOffsets>>,
     /// True while no broker can be reached (readiness reports it).
     pub(super) brokers_down: Arc<AtomicBool>,
+    /// With a state topic: partitions resume from their newest states, and the
+    /// group stage learns what this member owns (docs/scale-out.md).
+    group: Option<Arc<Assignment>>,
 }
 
 impl SourceContext {
-    pub(super) fn new(durable: DurablePositions, brokers_down: Arc<AtomicBool>) -> Self {
+    pub(super) fn new(
+        durable: DurablePositions,
+        brokers_down: Arc<AtomicBool>,
+        group: Option<Arc<Assignment>>,
+    ) -> Self {
         Self {
             durable,
             link: Mutex::new(None),
             failed_commit: Mutex::new(None),
             brokers_down,
+            group,
         }
     }
 }
@@ -93,7 +103,10 @@ impl ConsumerContext for SourceContext {
         );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.set_start_offsets(consumer, tpl);
+                match &self.group {
+                    Some(group) => group_start_offsets(group, consumer, tpl),
+                    None => self.set_start_offsets(consumer, tpl),
+                }
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
                 if cooperative {
                     consumer.incremental_assign(tpl)
@@ -104,6 +117,9 @@ impl ConsumerContext for SourceContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions = describe(tpl);
                 tracing::info!(%partitions, "partitions revoked: absorbing, snapshotting and committing first");
+                if let Some(group) = &self.group {
+                    group.revoke(&keys(tpl));
+                }
                 self.flush_pipeline();
                 let result = if cooperative {
                     consumer.incremental_unassign(tpl)
@@ -115,6 +131,9 @@ impl ConsumerContext for SourceContext {
             }
             other => {
                 tracing::error!(error = ?other, "rebalance failed");
+                if let Some(group) = &self.group {
+                    group.revoke_all();
+                }
                 consumer.unassign()
             }
         };
@@ -213,6 +232,55 @@ impl SourceContext {
         let mut link = locked(&self.link);
         let link = link.as_mut()?;
         Some((link.tx.clone(), std::mem::take(&mut link.pending)))
+    }
+}
+
+fn keys(tpl: &TopicPartitionList) -> Vec<PartitionKey> {
+    tpl.elements()
+        .iter()
+        .map(|e| PartitionKey::new(e.topic(), e.partition()))
+        .collect()
+}
+
+/// Each assigned partition starts at its newest state record's next offset, else at
+/// the group's committed offset, else at `auto.offset.reset`.
+fn group_start_offsets(
+    group: &Assignment,
+    consumer: &BaseConsumer<SourceContext>,
+    tpl: &mut TopicPartitionList,
+) {
+    let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the group's committed offsets; resuming from the state topic's records alone");
+            None
+        }
+    };
+    let partitions: Vec<(PartitionKey, Option<i64>)> = keys(tpl)
+        .into_iter()
+        .map(|key| {
+            let c = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(&key.topic, key.partition))
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            (key, c)
+        })
+        .collect();
+    for (key, start) in group.assign(&partitions) {
+        let Some(offset) = start else { continue };
+        tracing::info!(
+            topic = key.topic,
+            partition = key.partition,
+            offset,
+            "resuming the partition"
+        );
+        if let Err(e) = tpl.set_partition_offset(&key.topic, key.partition, Offset::Offset(offset))
+        {
+            tracing::warn!(topic = key.topic, partition = key.partition, offset, error = %e, "cannot set the start offset");
+        }
     }
 }
 

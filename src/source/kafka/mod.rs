@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 mod commit;
 mod context;
+pub mod lag;
 
 use commit::retry_failed_commit;
 pub use commit::KafkaCommitter;
@@ -115,6 +116,15 @@ pub fn consumer_config(
     config
 }
 
+/// What the consumer shares with the rest of the daemon.
+pub struct SourceLinks {
+    /// True while no broker can be reached (readiness reports it).
+    pub brokers_down: Arc<AtomicBool>,
+    /// With a state topic: where assigned partitions resume, and what this member
+    /// owns (docs/scale-out.md).
+    pub group: Option<Arc<crate::state_topic::Assignment>>,
+}
+
 impl KafkaSource {
     /// Creates the consumer and checks that every `required` topic exists.
     pub fn connect(
@@ -124,11 +134,11 @@ impl KafkaSource {
         required: &[String],
         resume: KafkaOffsets,
         decode: DecodeConfig,
-        brokers_down: Arc<AtomicBool>,
+        links: SourceLinks,
     ) -> Result<Self, KafkaSourceError> {
         let decoder = RecordDecoder::new(decode)?;
         let durable = Arc::new(Mutex::new(resume));
-        let context = SourceContext::new(durable.clone(), brokers_down);
+        let context = SourceContext::new(durable.clone(), links.brokers_down, links.group);
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
             .map_err(KafkaSourceError::Create)?;

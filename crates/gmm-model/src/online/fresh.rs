@@ -18,18 +18,18 @@ use crate::stats::SufficientStats;
 /// Initialisations tried on the warm-up (and rebuild) buffer.
 const WARMUP_INITS: usize = 4;
 
-struct FreshFit {
-    model: GaussianMixture,
-    stats: SufficientStats,
-    prior: Option<Prior>,
+pub(super) struct FreshFit {
+    pub(super) model: GaussianMixture,
+    pub(super) stats: SufficientStats,
+    pub(super) prior: Option<Prior>,
     /// All the points under the model before its last M-step.
-    evaluation: Evaluation,
+    pub(super) evaluation: Evaluation,
     /// The mean log-likelihood of the fitted points (all but those screened out)
     /// under that model.
-    fit_mean_ll: f64,
+    pub(super) fit_mean_ll: f64,
     /// The fitted points, when some were screened out.
-    screened: Option<DMatrix<f64>>,
-    n_iter: u64,
+    pub(super) screened: Option<DMatrix<f64>>,
+    pub(super) n_iter: u64,
 }
 
 impl OnlineEm {
@@ -93,7 +93,7 @@ impl OnlineEm {
     /// statistics of `x` under that model, and the model one M-step on. Points too
     /// far from the others to learn from (see `far`) are left out of the fit and of
     /// the statistics, but scored like the rest.
-    fn fresh_fit(&self, all: Points<'_>) -> Result<FreshFit> {
+    pub(super) fn fresh_fit(&self, all: Points<'_>) -> Result<FreshFit> {
         let screened = gross_outliers(all).map(|far| without(all, &far));
         let x = screened.as_ref().map_or(all, |m| m.as_view());
         let s = &self.settings;

@@ -17,6 +17,7 @@
 //! anomaly threshold of the points it absorbs.
 
 mod fresh;
+pub mod group;
 mod reseed;
 mod stream;
 mod variational;

@@ -48,7 +48,7 @@ impl OnlineEm {
 /// `count` indices of badly explained points, far from each other: the worst point,
 /// then repeatedly the candidate farthest from those chosen, among the worst 5 %.
 /// Trimmed points (outliers) are passed over while there are others.
-fn spread_worst_points(
+pub(super) fn spread_worst_points(
     x: Points<'_>,
     log_density: &[f64],
     trimmed_below: Option<f64>,
@@ -82,7 +82,7 @@ fn spread_worst_points(
 /// The covariance of the component of median size (by trace) among those that
 /// did not wither: a typical cluster shape that one stretched component cannot
 /// inflate.
-fn median_covariance(model: &GaussianMixture, withered: &[usize]) -> DMatrix<f64> {
+pub(super) fn median_covariance(model: &GaussianMixture, withered: &[usize]) -> DMatrix<f64> {
     let d = model.n_features();
     let mut alive: Vec<DMatrix<f64>> = (0..model.n_components())
         .filter(|k| !withered.contains(k))
@@ -101,7 +101,7 @@ fn median_covariance(model: &GaussianMixture, withered: &[usize]) -> DMatrix<f64
 /// Replaces component k's statistics by `weight` points with the given mean and
 /// covariance. (Tied statistics pool the scatter, which the shared covariance
 /// already describes; only the weight and mean change.)
-fn reset_component(
+pub(super) fn reset_component(
     stats: &mut SufficientStats,
     k: usize,
     weight: f64,

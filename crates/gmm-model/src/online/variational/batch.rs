@@ -17,7 +17,7 @@ use crate::stats::{Scatter, SufficientStats};
 use crate::variational::{Posterior, VariationalPrior};
 
 /// What every candidate of one batch shares.
-pub(super) struct Context<'a> {
+pub(in crate::online) struct Context<'a> {
     pub prior: &'a VariationalPrior,
     pub reg_covar: f64,
     /// The factor the batch's statistics take (1 under decay).
@@ -29,7 +29,7 @@ pub(super) struct Context<'a> {
 }
 
 /// A structure (which slots live) with its statistics, posterior and bound.
-pub(super) struct Configuration {
+pub(in crate::online) struct Configuration {
     /// The statistics before the batch, with this structure's edits.
     pub forgotten: SufficientStats,
     /// `forgotten` with the batch absorbed.
@@ -106,7 +106,11 @@ impl Configuration {
 }
 
 /// The points whose log-density is at least `trim` (all of them without one).
-pub(super) fn kept_points(x: Points<'_>, log_density: &[f64], trim: Option<f64>) -> DMatrix<f64> {
+pub(in crate::online) fn kept_points(
+    x: Points<'_>,
+    log_density: &[f64],
+    trim: Option<f64>,
+) -> DMatrix<f64> {
     match trim {
         None => x.into_owned(),
         Some(t) => {

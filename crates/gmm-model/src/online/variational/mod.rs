@@ -38,7 +38,7 @@ use crate::linalg::Points;
 use crate::mixture::GaussianMixture;
 use crate::stats::SufficientStats;
 use crate::variational::{Posterior, VariationalPrior, WeightPriorType};
-use batch::Configuration;
+pub(super) use batch::{kept_points, Configuration, Context};
 
 /// How the online estimator turns statistics into a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -292,7 +292,7 @@ impl OnlineEm {
 
     /// This batch's retirements, then births, then a merge, each judged by the
     /// bound: the configuration they leave and what changed.
-    fn restructure(
+    pub(in crate::online) fn restructure(
         &self,
         ctx: &batch::Context<'_>,
         mut current: Configuration,
