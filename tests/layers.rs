@@ -19,18 +19,20 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, &[&str])] = &[
     ("telemetry", &[]),
     ("kafka", &[]),
-    ("source", &["telemetry", "kafka"]),
     ("sink", &["telemetry", "kafka"]),
+    ("state_topic", &["telemetry", "kafka", "sink"]),
+    ("source", &["telemetry", "kafka", "state_topic"]),
     ("config", &["source"]),
     ("http", &["telemetry", "sink"]),
-    ("plan", &["config", "source", "sink", "http"]),
+    ("plan", &["config", "source", "sink", "http", "state_topic"]),
     (
         "daemon",
         &[
             "telemetry",
             "kafka",
-            "source",
             "sink",
+            "state_topic",
+            "source",
             "config",
             "plan",
             "http",

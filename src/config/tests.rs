@@ -206,21 +206,6 @@ fn group_settings_are_checked_and_name_their_key() {
     }
     let err = load(None, &[], &["kafka.state_topic=\"s\""]).expect_err("generator");
     assert!(err.to_string().contains("kafka.state_topic"), "{err}");
-    let plan = crate::plan::Plan::resolve(
-        &with(&["kafka.state_topic=\"s\"", "kafka.group_instance_id=\"m-1\""]).expect("valid"),
-    )
-    .expect("plan");
-    let group = plan.group.expect("a group plan");
-    assert_eq!(group.state_topic, "s");
-    assert_eq!(
-        group
-            .client
-            .properties
-            .get("group.instance.id")
-            .map(String::as_str),
-        Some("m-1")
-    );
-    assert!(plan.required_topics.contains(&"s".to_string()));
 }
 
 #[test]

@@ -83,3 +83,24 @@ fn an_invalid_configuration_does_not_resolve() {
     let err = Plan::resolve(&config).expect_err("invalid");
     assert!(err.to_string().contains("estimator.batch_size"), "{err}");
 }
+
+#[test]
+fn a_state_topic_makes_a_group_plan_with_static_membership() {
+    let plan = resolve(&[
+        "source.kind=kafka",
+        "source.format=json",
+        "kafka.state_topic=\"s\"",
+        "kafka.group_instance_id=\"m-1\"",
+    ]);
+    let group = plan.group.expect("a group plan");
+    assert_eq!(group.state_topic, "s");
+    assert_eq!(
+        group
+            .client
+            .properties
+            .get("group.instance.id")
+            .map(String::as_str),
+        Some("m-1")
+    );
+    assert!(plan.required_topics.contains(&"s".to_string()));
+}

@@ -140,6 +140,53 @@ fn a_group_of_one_is_one_estimator() {
     );
 }
 
+/// Points too far from every component to learn from (a coordinate of 1e20, in the
+/// warm-up and after it) are scored but never absorbed by a member, exactly as by one
+/// estimator: a group of one reading them ends with one estimator's model.
+#[test]
+fn huge_points_are_kept_out_of_a_members_statistics_as_out_of_one_estimators() {
+    let s = OnlineSettings {
+        drift: DriftSettings {
+            enabled: false,
+            ..DriftSettings::default()
+        },
+        min_weight: 0.0,
+        ..settings(3, 600, 3000.0)
+    };
+    let mut run = Run::new(&s, vec![vec![0, 1, 2]], 4);
+    for r in 0..30 {
+        run.round(40);
+        // A huge point in the round's last partition every third round (the first
+        // ones fall in the warm-up).
+        if r % 3 == 0 {
+            let last = run.rounds.len() - 1;
+            let (_, values) = run.rounds[last].last_mut().expect("a partition");
+            values[2] = 1e20;
+        }
+    }
+    // Replayed into a fresh member, with the huge points in place.
+    let mut member = Member::new("member-0", s.clone());
+    for p in 0..3 {
+        member.est.assign(key(p), None).expect("assign");
+    }
+    let mut log = Log::default();
+    for (i, batch) in run.rounds.iter().enumerate() {
+        let keyed: Vec<_> = batch.iter().map(|(p, v)| (key(*p), v.clone())).collect();
+        member.absorb(&keyed, 2, i as f64, &mut log);
+        member.catch_up(&mut log, 0.0);
+    }
+    let single = run.single(&s);
+    let model = member.model();
+    assert!(
+        model.means().iter().all(|m| m.abs() < 100.0),
+        "a huge point moved a mean: {}",
+        model.means()
+    );
+    let diff = relative_difference(model, single.model().expect("a model"));
+    eprintln!("relative difference from one estimator: {diff:e}");
+    assert!(diff < 1e-9, "relative difference {diff}");
+}
+
 #[test]
 fn three_members_with_a_cluster_per_partition_share_the_model_of_one_estimator() {
     let s = settings(6, 900, 6000.0);
