@@ -276,12 +276,17 @@ fn attempt_kill_and_late_joiner() -> Result<(), String> {
     let topic = unique("group-points");
     let state = unique("group-state");
     let group = unique("group");
-    create_topics(b, &[(&topic, CLUSTERS as i32)]);
+    let models_topic = unique("group-models");
+    create_topics(b, &[(&topic, CLUSTERS as i32), (&models_topic, 1)]);
     create_state_topic(b, &state);
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = |name: &str| tmp.path().join(name);
     let mut members: Vec<DaemonSettings> = (0..4)
-        .map(|i| settings(b, &topic, &group, &dir(&format!("member{i}"))))
+        .map(|i| {
+            let mut s = settings(b, &topic, &group, &dir(&format!("member{i}")));
+            s.snapshot_topic = Some(models_topic.clone());
+            s
+        })
         .collect();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -391,7 +396,52 @@ fn attempt_kill_and_late_joiner() -> Result<(), String> {
     for d in running {
         assert_eq!(d.terminate(Duration::from_secs(30)), 0);
     }
+    one_member_at_a_time_publishes(b, &models_topic);
     Ok(())
+}
+
+/// The snapshot topic is published by one member at a time (the owner of the lowest
+/// input partition): the publisher changes only when partitions move, a handful of
+/// times in the run, where every member publishing would alternate on every snapshot.
+fn one_member_at_a_time_publishes(b: &str, topic: &str) {
+    let messages = read_topic(b, topic, 1, Duration::from_secs(3), Duration::from_secs(30));
+    let publishers: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value =
+                serde_json::from_slice(m.value.as_deref().unwrap_or_default()).expect("JSON");
+            assert!(
+                v["group"]["records"]
+                    .as_array()
+                    .is_some_and(|r| r.is_empty()),
+                "a published model carries the member's state records: {}",
+                v["group"]
+            );
+            v["group"]["member"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let switches = publishers.windows(2).filter(|w| w[0] != w[1]).count();
+    eprintln!(
+        "snapshot topic: {} models, publisher changed {switches} times",
+        publishers.len()
+    );
+    assert!(
+        publishers.len() > 10,
+        "only {} models published",
+        publishers.len()
+    );
+    assert!(
+        publishers.iter().all(|p| !p.is_empty()),
+        "a published model does not name its member"
+    );
+    assert!(
+        switches <= 8,
+        "the publisher changed {switches} times in {} models: {publishers:?}",
+        publishers.len()
+    );
 }
 
 /// Runs a daemon on `s` (a group member on `state`) that must stop at start-up with

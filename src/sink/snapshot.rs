@@ -262,6 +262,11 @@ impl<'a> PublishedModel<'a> {
         if let Some(v) = public.extensions.variational.as_mut() {
             v.state = None;
         }
+        // A group member's state records stay on disk; which member published the
+        // model, and under which epoch, goes with it.
+        if let Some(g) = public.extensions.group.as_mut() {
+            g.records.clear();
+        }
         Ok(Self {
             name,
             json: public.to_json()?,
