@@ -110,6 +110,9 @@ def check_range(X):
     """Refuses a coordinate beyond the core's bound (``gmm-stream``'s
     ``out_of_range``): finite, but too large for any model to score. Returns X."""
     bound = _core.MAX_ABS_COORDINATE
+    if float(np.finfo(X.dtype).max) <= bound:
+        # float32 cannot reach the bound (and the bound cannot be cast to it).
+        return X
     far = np.abs(X) > bound
     if far.any():
         i, j = (int(v) for v in np.argwhere(far)[0])
