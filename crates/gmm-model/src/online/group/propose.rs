@@ -137,27 +137,15 @@ impl GroupEstimator {
             s.prior.as_ref(),
             Some(model),
         )?;
+        let change = StructureChange::Reseeded {
+            slots: withered.to_vec(),
+        };
         let proposal = Structure {
-            epoch: s.epoch + 1,
-            id: StructureId {
-                proposer: String::new(),
-                seq: 0,
-            },
-            parent: Some(s.id.clone()),
-            change: StructureChange::Reseeded {
-                slots: withered.to_vec(),
-            },
-            ancestors: s.ancestors_after(&map),
             carried: Carried {
                 clock: at,
                 stats: carried,
             },
-            model: next_model,
-            prior: s.prior.clone(),
-            variational: s.variational.clone(),
-            collecting: s.collecting,
-            used: None,
-            trim_below: None,
+            ..s.successor(change, &map, next_model)
         };
         self.submit_new(proposal, outcome);
         Ok(())
@@ -170,21 +158,8 @@ impl GroupEstimator {
         let model = self.model.clone().ok_or(ModelError::Empty)?;
         let k = model.n_components();
         let proposal = Structure {
-            epoch: s.epoch + 1,
-            id: StructureId {
-                proposer: String::new(),
-                seq: 0,
-            },
-            parent: Some(s.id.clone()),
-            change: StructureChange::Recovery,
-            ancestors: s.ancestors_after(&SlotMap::identity(k)),
-            carried: s.carried.clone(),
-            model,
-            prior: s.prior.clone(),
-            variational: s.variational.clone(),
             collecting: Some(s.epoch + 1),
-            used: None,
-            trim_below: None,
+            ..s.successor(StructureChange::Recovery, &SlotMap::identity(k), model)
         };
         self.submit_new(proposal, outcome);
         Ok(())
@@ -304,21 +279,12 @@ impl GroupEstimator {
         let penalty = fresh.model.n_parameters() as f64 / fitted.ncols() as f64;
         let better = fresh.fit_mean_ll - penalty > current.score(fitted)?;
         let base = Structure {
-            epoch: s.epoch + 1,
-            id: StructureId {
-                proposer: String::new(),
-                seq: 0,
-            },
-            parent: Some(s.id.clone()),
-            change: StructureChange::RecoveryEnded,
-            ancestors: s.ancestors_after(&SlotMap::identity(k)),
-            carried: s.carried.clone(),
-            model: current,
-            prior: s.prior.clone(),
-            variational: s.variational.clone(),
             collecting: None,
-            used: None,
-            trim_below: None,
+            ..s.successor(
+                StructureChange::RecoveryEnded,
+                &SlotMap::identity(k),
+                current,
+            )
         };
         if !better {
             return Ok(base);

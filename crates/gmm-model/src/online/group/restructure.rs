@@ -6,9 +6,7 @@
 
 use super::absorb::{BatchView, GroupOutcome};
 use super::propose::{concatenated, copy_slot};
-use super::structure::{
-    Carried, GroupVariational, SlotMap, Structure, StructureChange, StructureId,
-};
+use super::structure::{Carried, GroupVariational, SlotMap, Structure, StructureChange};
 use super::GroupEstimator;
 use crate::error::{ModelError, Result};
 use crate::online::variational::{kept_points, live_mixture, posterior_of, Configuration, Context};
@@ -85,32 +83,22 @@ impl GroupEstimator {
         let next_posterior = posterior_of(&next, &vb.prior, reg_covar, next.total_weight())?;
         let next_model = live_mixture(&next_posterior, &alive)?;
         let map = clear.then(&merge);
+        let change = StructureChange::Variational {
+            born: changes.born,
+            retired: changes.retired,
+            merged: changes.merged,
+        };
         let proposal = Structure {
-            epoch: s.epoch + 1,
-            id: StructureId {
-                proposer: String::new(),
-                seq: 0,
-            },
-            parent: Some(s.id.clone()),
-            change: StructureChange::Variational {
-                born: changes.born,
-                retired: changes.retired,
-                merged: changes.merged,
-            },
-            ancestors: s.ancestors_after(&map),
             carried: Carried {
                 clock: at,
                 stats: carried,
             },
-            model: next_model,
             prior: None,
             variational: Some(GroupVariational {
                 prior: vb.prior.clone(),
                 alive,
             }),
-            collecting: s.collecting,
-            used: None,
-            trim_below: None,
+            ..s.successor(change, &map, next_model)
         };
         self.submit_new(proposal, outcome);
         Ok(())

@@ -235,6 +235,34 @@ impl Structure {
     }
 
     /// The ancestors of an epoch built on this one by `map`.
+    /// The next epoch built on this one by `change`, its slots mapped by `map`:
+    /// carried statistics, prior, variational state and collection kept, nothing
+    /// used, no trimming; the proposer sets the id (`submit_new`).
+    pub fn successor(
+        &self,
+        change: StructureChange,
+        map: &SlotMap,
+        model: GaussianMixture,
+    ) -> Structure {
+        Structure {
+            epoch: self.epoch + 1,
+            id: StructureId {
+                proposer: String::new(),
+                seq: 0,
+            },
+            parent: Some(self.id.clone()),
+            change,
+            ancestors: self.ancestors_after(map),
+            carried: self.carried.clone(),
+            model,
+            prior: self.prior.clone(),
+            variational: self.variational.clone(),
+            collecting: self.collecting,
+            used: None,
+            trim_below: None,
+        }
+    }
+
     pub fn ancestors_after(&self, map: &SlotMap) -> Vec<Ancestor> {
         let mut out = vec![Ancestor {
             epoch: self.epoch,
